@@ -1,0 +1,1 @@
+"""fluxwidget: a notebook-native playground for fal-ai/flux-lora."""

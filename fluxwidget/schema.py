@@ -1,0 +1,353 @@
+"""The `fal-ai/flux-lora` input and output models: the single source of truth.
+
+Field titles, descriptions, ranges and defaults live here. The panel builds its controls from
+these models, the client validates with them before sending, and the emulator validates with them
+as the real server would.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+import annotated_types
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENDPOINT_ID = "fal-ai/flux-lora"
+
+ImageSizePreset = Literal[
+    "square_hd", "square", "portrait_4_3", "portrait_16_9", "landscape_4_3", "landscape_16_9"
+]
+PRESET_SIZES: dict[str, tuple[int, int]] = {
+    "square_hd": (1024, 1024),
+    "square": (512, 512),
+    "portrait_4_3": (768, 1024),
+    "portrait_16_9": (576, 1024),
+    "landscape_4_3": (1024, 768),
+    "landscape_16_9": (1024, 576),
+}
+assert set(PRESET_SIZES) == set(get_args(ImageSizePreset))
+
+MAX_SIDE = 14142
+"""Largest custom width or height fal accepts."""
+
+LORA_SCALE_UI_RANGE = (0.0, 4.0)
+"""fal documents no range for a LoRA scale; this is the range other frontends offer."""
+
+OutputFormat = Literal["jpeg", "png"]
+Acceleration = Literal["none", "regular"]
+
+
+class ImageSize(BaseModel):
+    """A custom image size in pixels."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    width: int = Field(512, ge=1, le=MAX_SIDE, title="Width", description="Width in pixels.")
+    height: int = Field(512, ge=1, le=MAX_SIDE, title="Height", description="Height in pixels.")
+
+
+class LoraWeight(BaseModel):
+    """One LoRA to apply: where its weights are, and how strongly."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(
+        min_length=1,
+        title="LoRA path",
+        description="URL or Hugging Face repository of the LoRA weights.",
+    )
+    scale: float = Field(
+        1.0,
+        title="LoRA scale",
+        description="How strongly the LoRA is applied (commonly 0–4).",
+    )
+
+    @field_validator("path")
+    @classmethod
+    def _path_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value.strip()
+
+    @field_validator("scale")
+    @classmethod
+    def _scale_finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+class FluxLoraInput(BaseModel):
+    """Every input of `fal-ai/flux-lora`, with fal's ranges and defaults."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    prompt: str = Field(
+        min_length=1,
+        title="Prompt",
+        description="The prompt to generate an image from.",
+    )
+    image_size: ImageSizePreset | ImageSize = Field(
+        "landscape_4_3",
+        title="Image size",
+        description="A preset, or a custom width and height (each 1–14142 px).",
+    )
+    num_inference_steps: int = Field(
+        28,
+        ge=1,
+        le=50,
+        title="Steps",
+        description="Number of inference steps: more is slower and usually finer.",
+    )
+    seed: int | None = Field(
+        None,
+        ge=0,
+        title="Seed",
+        description="The same seed and inputs give the same image. Empty means random.",
+    )
+    loras: list[LoraWeight] = Field(
+        default_factory=list,
+        title="LoRAs",
+        description="LoRA weights to merge into the model, each with a scale.",
+    )
+    guidance_scale: float = Field(
+        3.5,
+        ge=0,
+        le=35,
+        title="Guidance",
+        description="How closely the image follows the prompt (CFG scale).",
+    )
+    sync_mode: bool = Field(
+        False,
+        title="Sync mode",
+        description="Return images inline as data: URIs; they are not kept in fal's history.",
+    )
+    num_images: int = Field(
+        1, ge=1, le=4, title="Images", description="How many images to generate (1–4)."
+    )
+    enable_safety_checker: bool = Field(
+        True,
+        title="Safety checker",
+        description="Flag NSFW images (a flagged image comes back black).",
+    )
+    output_format: OutputFormat = Field(
+        "jpeg", title="Format", description="File format of the generated images."
+    )
+    acceleration: Acceleration = Field(
+        "none", title="Acceleration", description="Faster generation at some cost in quality."
+    )
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _known_preset(cls, value: Any) -> Any:
+        if isinstance(value, str) and value not in PRESET_SIZES:
+            raise ValueError(f"{value!r} is not a preset")
+        if isinstance(value, (tuple, list)) and len(value) == 2:
+            return {"width": value[0], "height": value[1]}
+        return value
+
+    @property
+    def pixel_size(self) -> tuple[int, int]:
+        """The (width, height) in pixels that this input asks for."""
+        if isinstance(self.image_size, ImageSize):
+            return self.image_size.width, self.image_size.height
+        return PRESET_SIZES[self.image_size]
+
+    def to_payload(self) -> dict[str, Any]:
+        """The JSON body fal expects: defaults included, an unset seed left out."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+class FluxImage(BaseModel):
+    """One generated image as fal describes it; only `url` is always there."""
+
+    model_config = ConfigDict(extra="allow")
+
+    url: str
+    width: int | None = None
+    height: int | None = None
+    content_type: str | None = None
+    file_name: str | None = None
+    file_size: int | None = None
+
+
+class FluxLoraOutput(BaseModel):
+    """The result of a flux-lora request. Unknown extra fields are kept, not rejected."""
+
+    model_config = ConfigDict(extra="allow")
+
+    images: list[FluxImage]
+    timings: dict[str, Any] | None = None
+    seed: int | None = None
+    has_nsfw_concepts: list[bool] = Field(default_factory=list)
+    prompt: str | None = None
+
+    def is_nsfw(self, index: int) -> bool:
+        """True when the safety checker flagged image `index` (it comes back black)."""
+        return index < len(self.has_nsfw_concepts) and self.has_nsfw_concepts[index]
+
+
+# --- what is allowed, in words a person reads -------------------------------------------------
+
+
+def preset_list() -> str:
+    """The real presets with their pixel sizes, e.g. ``square_hd (1024×1024), …``."""
+    return ", ".join(f"{name} ({w}×{h})" for name, (w, h) in PRESET_SIZES.items())
+
+
+def numeric_range(model: type[BaseModel], field: str) -> tuple[float, float] | None:
+    """The inclusive (min, max) declared on a numeric field, or None when it has none."""
+    low = high = None
+    for item in model.model_fields[field].metadata:
+        if isinstance(item, annotated_types.Ge):
+            low = item.ge
+        elif isinstance(item, annotated_types.Le):
+            high = item.le
+    if low is None or high is None:
+        return None
+    return float(low), float(high)  # type: ignore[arg-type]
+
+
+def _format_number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def allowed_values(field: str) -> str:
+    """What `field` of FluxLoraInput accepts, written for a person."""
+    if field == "image_size":
+        custom = f"{{'width': W, 'height': H}} with each 1–{MAX_SIDE}"
+        return f"one of the presets {preset_list()}, or {custom}"
+    if field in {"width", "height"}:
+        return f"a whole number from 1 to {MAX_SIDE}"
+    if field == "prompt":
+        return "a non-empty text"
+    if field == "seed":
+        return "a whole number ≥ 0, or None for a random seed"
+    if field == "loras":
+        return "a list of {'path': URL or HF repo, 'scale': number}"
+    if field == "path":
+        return "a non-empty URL or Hugging Face repository"
+    if field == "scale":
+        return "a finite number (commonly 0–4)"
+    info = FluxLoraInput.model_fields.get(field)
+    if info is None:
+        return "one of the fields " + ", ".join(FluxLoraInput.model_fields)
+    choices = get_args(info.annotation)
+    if choices and all(isinstance(c, str) for c in choices):
+        return "one of " + ", ".join(repr(c) for c in choices)
+    if info.annotation is bool:
+        return "True or False"
+    bounds = numeric_range(FluxLoraInput, field)
+    if bounds is not None:
+        kind = "a whole number" if info.annotation is int else "a number"
+        return f"{kind} from {_format_number(bounds[0])} to {_format_number(bounds[1])}"
+    return "see the field's description"
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One invalid field: where it is, what was given, and what is allowed."""
+
+    field: str
+    """Dotted path, e.g. ``num_images`` or ``loras[0].scale``."""
+    value: Any
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class InputError(ValueError):
+    """The input is invalid; raised before any request is sent."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid flux-lora input:\n{lines}")
+
+    def for_field(self, field: str) -> list[FieldProblem]:
+        """The problems of one top-level field (e.g. all of ``loras[...]``)."""
+        return [p for p in self.problems if p.field.split("[")[0].split(".")[0] == field]
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in {"ImageSize", "function-after[_prompt_not_blank(), str]"} or "[" in part:
+            continue  # pydantic's union-branch labels are noise to a person
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+def _short_repr(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _did_you_mean(value: Any) -> str:
+    if not isinstance(value, str):
+        return ""
+    normalised = value.strip().lower().replace(" ", "_").replace("-", "_")
+    parts = normalised.split("_")
+    if len(parts) == 3 and parts[0] in {"portrait", "landscape"}:
+        swapped = f"{parts[0]}_{parts[2]}_{parts[1]}"  # portrait_3_4 -> portrait_4_3
+        if swapped in PRESET_SIZES:
+            return f" (did you mean {swapped!r}?)"
+    close = difflib.get_close_matches(normalised, PRESET_SIZES, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _problems(exc: ValidationError) -> list[FieldProblem]:
+    problems: dict[str, FieldProblem] = {}
+    for err in exc.errors():
+        field = _dotted(err["loc"]) or "input"
+        top = field.split("[")[0].split(".")[0]
+        value = err.get("input")
+        if err["type"] == "extra_forbidden":
+            message = f"unknown field; allowed: {', '.join(FluxLoraInput.model_fields)}"
+        elif err["type"] == "missing":
+            message = f"is required ({allowed_values(field.split('.')[-1])})"
+        elif top == "image_size" and "." not in field:
+            hint = _did_you_mean(value)
+            message = (
+                f"{_short_repr(value)} is not allowed{hint}; use {allowed_values('image_size')}"
+            )
+        else:
+            leaf = field.split(".")[-1].split("[")[0]
+            message = f"{_short_repr(value)} is not allowed; must be {allowed_values(leaf)}"
+        # a union reports once per branch; keep the first (most specific) per field
+        problems.setdefault(field, FieldProblem(field, value, message))
+    # a nested problem (image_size.width) says more than its union's generic one (image_size)
+    nested_tops = {f.split(".")[0] for f in problems if "." in f}
+    return [p for f, p in problems.items() if f not in nested_tops]
+
+
+def validate_input(
+    data: FluxLoraInput | dict[str, Any] | None = None, **fields: Any
+) -> FluxLoraInput:
+    """Build a FluxLoraInput from a model, a dict or keyword arguments, or raise InputError."""
+    if isinstance(data, FluxLoraInput) and not fields:
+        return data
+    merged: dict[str, Any] = {}
+    if isinstance(data, FluxLoraInput):
+        merged.update(data.model_dump(exclude_unset=False))
+    elif data is not None:
+        merged.update(data)
+    merged.update(fields)
+    try:
+        return FluxLoraInput.model_validate(merged)
+    except ValidationError as exc:
+        raise InputError(_problems(exc)) from None

@@ -1,0 +1,57 @@
+# fluxwidget: two commands.
+#   make demo   open notebooks/quickstart.ipynb in JupyterLab (on the emulator when FAL_KEY is unset)
+#   make test   ruff, mypy and the whole pytest suite, browser tests included
+# Both create .venv with $(PYTHON) if it is missing and install what they need once; the install
+# is repeated only when pyproject.toml changes (stamp files inside .venv).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --progress-bar off
+PYTEST_ARGS ?= --durations=15
+JUPYTER_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help demo test lint typecheck pytest browser notebooks clean
+
+help:
+	@echo "make demo   open the quickstart notebook in JupyterLab (emulator when FAL_KEY is unset)"
+	@echo "make test   ruff check, ruff format --check, mypy and pytest (browser tests included)"
+	@echo "make lint | typecheck | pytest | browser | notebooks   parts of make test"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) -e ".[demo]"
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP_INSTALL) -e ".[test,browser]"
+	@touch $@
+
+demo: $(VENV)/.installed-demo
+	@if [ -z "$$FAL_KEY$$FAL_KEY_ID" ]; then \
+		echo "No FAL_KEY set: the panel runs on the built-in emulator (placeholder images)."; fi
+	$(BIN)/python -m jupyter lab notebooks/quickstart.ipynb $(JUPYTER_ARGS)
+
+test: lint typecheck pytest
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+pytest: $(VENV)/.installed-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+browser: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -m browser $(PYTEST_ARGS)
+
+notebooks: $(VENV)/.installed-test
+	$(BIN)/python -m pytest tests/test_notebooks.py tests/test_binder.py $(PYTEST_ARGS)
+
+clean:
+	rm -rf artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,109 @@
+"""Client configuration from arguments and the environment; the key is kept apart from it.
+
+Environment variables (arguments win over them):
+
+| variable | meaning | default |
+|---|---|---|
+| ``FAL_KEY`` | the key (``key_id:key_secret``) | — |
+| ``FAL_KEY_ID`` + ``FAL_KEY_SECRET`` | the key in two parts, when FAL_KEY is unset | — |
+| ``FLUXWIDGET_BASE_URL`` | queue host or proxy | ``https://queue.fal.run`` |
+| ``FLUXWIDGET_AUTH_SCHEME`` | ``Key`` (fal) or ``Bearer`` (a proxy) | ``Key`` |
+| ``FLUXWIDGET_ENDPOINT`` | endpoint id, sub-paths allowed | ``fal-ai/flux-lora`` |
+| ``FLUXWIDGET_URL_MODE`` | ``auto``, ``returned`` or ``base`` (see `UrlMode`) | ``auto`` |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Literal, cast
+from urllib.parse import urlsplit
+
+from ..schema import ENDPOINT_ID
+
+__all__ = ["DEFAULT_BASE_URL", "AuthScheme", "ClientConfig", "UrlMode", "key_from_environment"]
+
+DEFAULT_BASE_URL = "https://queue.fal.run"
+
+AuthScheme = Literal["Key", "Bearer"]
+UrlMode = Literal["auto", "returned", "base"]
+"""Where status/result/cancel go after a submit.
+
+``returned``: the URLs in the submit reply (fal's recommendation). ``base``: URLs built on the
+configured base URL (needed when only a proxy is reachable). ``auto``: the returned URLs when they
+are on the base URL's host, else URLs built on the base URL (a proxy that hands back fal's URLs).
+"""
+
+
+def key_from_environment() -> str | None:
+    """``FAL_KEY``, else ``FAL_KEY_ID:FAL_KEY_SECRET``, else None."""
+    key = os.environ.get("FAL_KEY", "").strip()
+    if key:
+        return key
+    key_id = os.environ.get("FAL_KEY_ID", "").strip()
+    secret = os.environ.get("FAL_KEY_SECRET", "").strip()
+    return f"{key_id}:{secret}" if key_id and secret else None
+
+
+def _choice(value: str | None, env: str, allowed: tuple[str, ...], default: str) -> str:
+    chosen = value or os.environ.get(env) or default
+    for option in allowed:  # case-insensitive, returned in canonical spelling
+        if chosen.lower() == option.lower():
+            return option
+    source = "argument" if value else env
+    raise ValueError(f"{source}: {chosen!r} is not allowed; use one of {', '.join(allowed)}")
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    """Where and how the client talks; holds no secret, so it is safe to show."""
+
+    base_url: str = DEFAULT_BASE_URL
+    endpoint: str = ENDPOINT_ID
+    auth_scheme: AuthScheme = "Key"
+    url_mode: UrlMode = "auto"
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        base_url: str | None = None,
+        endpoint: str | None = None,
+        auth_scheme: str | None = None,
+        url_mode: str | None = None,
+    ) -> ClientConfig:
+        """Arguments first, then the environment, then the defaults; validated."""
+        url = (base_url or os.environ.get("FLUXWIDGET_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"base_url: {url!r} is not an http(s) URL")
+        endpoint_id = (endpoint or os.environ.get("FLUXWIDGET_ENDPOINT") or ENDPOINT_ID).strip("/")
+        if endpoint_id.count("/") < 1:
+            raise ValueError(f"endpoint: {endpoint_id!r} must look like 'owner/app[/subpath]'")
+        scheme = _choice(auth_scheme, "FLUXWIDGET_AUTH_SCHEME", ("Key", "Bearer"), "Key")
+        mode = _choice(url_mode, "FLUXWIDGET_URL_MODE", ("auto", "returned", "base"), "auto")
+        return cls(url, endpoint_id, cast(AuthScheme, scheme), cast(UrlMode, mode))
+
+    @property
+    def app_id(self) -> str:
+        """``owner/app`` without sub-path: status, result and cancel use only this."""
+        return "/".join(self.endpoint.split("/")[:2])
+
+    @property
+    def submit_url(self) -> str:
+        """Where a job is submitted (the sub-path belongs here, and only here)."""
+        return f"{self.base_url}/{self.endpoint}"
+
+    def request_url(self, request_id: str, suffix: str = "") -> str:
+        """A request's URL built on the base URL: suffix "" (result), "/status", "/cancel"."""
+        return f"{self.base_url}/{self.app_id}/requests/{request_id}{suffix}"
+
+    def choose_url(self, returned: str | None, request_id: str, suffix: str) -> str:
+        """Apply the URL mode to one URL from a submit reply."""
+        built = self.request_url(request_id, suffix)
+        if not returned or self.url_mode == "base":
+            return built
+        if self.url_mode == "returned":
+            return returned
+        same_host = urlsplit(returned).netloc == urlsplit(self.base_url).netloc
+        return returned if same_host else built

@@ -1,0 +1,200 @@
+"""A submitted request: its status updates (SSE stream, polling fallback), result and cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from httpx_sse import SSEError
+
+from ..errors import CancelledError, FalError, NotFoundError
+from ..schema import FluxLoraInput, FluxLoraOutput
+from .status import Completed, InProgress, Queued, StatusUpdate, parse_status
+
+if TYPE_CHECKING:
+    from .core import FluxClient
+
+__all__ = ["RequestHandle", "UpdateCallback"]
+
+log = logging.getLogger("fluxwidget.client")
+
+UpdateCallback = Callable[[StatusUpdate], Awaitable[None] | None]
+
+
+def _fingerprint(update: StatusUpdate) -> tuple[Any, ...]:
+    if isinstance(update, Queued):
+        return ("queued", update.position)
+    if isinstance(update, InProgress):
+        return ("running", len(update.logs))
+    return ("completed",)
+
+
+class RequestHandle:
+    """One queued request, by id. Get it from `FluxClient.submit` or `FluxClient.handle`."""
+
+    def __init__(
+        self,
+        client: FluxClient,
+        request_id: str,
+        *,
+        status_url: str,
+        response_url: str,
+        cancel_url: str,
+        input: FluxLoraInput | None = None,
+    ) -> None:
+        self._client = client
+        self.request_id = request_id
+        self.status_url = status_url
+        self.response_url = response_url
+        self.cancel_url = cancel_url
+        self.input = input
+        self.completed: Completed | None = None
+        self._cancel_requested = False
+
+    def __repr__(self) -> str:
+        state = "completed" if self.completed else "pending"
+        return f"RequestHandle({self.request_id!r}, {state})"
+
+    def _error(self, response: httpx.Response) -> FalError:
+        return self._client._error(
+            response, request_id=self.request_id, completed=bool(self.completed)
+        )
+
+    async def status(self, *, logs: bool = True) -> StatusUpdate:
+        """The current status (one GET)."""
+        response = await self._client._transport.request(
+            "GET", self.status_url, params={"logs": "1" if logs else "0"}
+        )
+        if response.status_code == 404 and self._cancel_requested:
+            raise CancelledError(
+                "the job was cancelled", status_code=404, request_id=self.request_id
+            )
+        if response.is_error:
+            raise self._error(response)
+        update = parse_status(response.json(), self.request_id)
+        if isinstance(update, Completed):
+            self.completed = update
+        return update
+
+    async def _stream(self, logs: bool) -> AsyncIterator[StatusUpdate]:
+        """Updates from the SSE stream; returns early (without raising) if it is unusable."""
+        params = {"logs": "1" if logs else "0"}
+        async with self._client._transport.stream(
+            f"{self.status_url}/stream", params=params
+        ) as source:
+            if source is None:
+                return
+            if source.response.status_code in (401, 403):
+                await source.response.aread()
+                raise self._error(source.response)
+            if source.response.status_code != 200:
+                log.info("status stream answered %d; polling", source.response.status_code)
+                return
+            async for event in source.aiter_sse():
+                if not event.data:
+                    continue
+                update = parse_status(json.loads(event.data), self.request_id)
+                yield update
+                if isinstance(update, Completed):
+                    self.completed = update
+                    return
+
+    async def updates(self, *, logs: bool = True) -> AsyncIterator[StatusUpdate]:
+        """Status updates as they change, ending with `Completed`.
+
+        Uses the SSE status stream while a stream slot is free, and falls back to polling (with a
+        bounded backoff) when the stream is unavailable or breaks.
+        """
+        seen: tuple[Any, ...] | None = None
+        if self.completed is not None:
+            yield self.completed
+            return
+        if self._client.use_sse:
+            try:
+                async for update in self._stream(logs):
+                    if _fingerprint(update) != seen:
+                        seen = _fingerprint(update)
+                        yield update
+                    if isinstance(update, Completed):
+                        return
+            except (httpx.TransportError, SSEError, json.JSONDecodeError, ValueError) as exc:
+                log.info("status stream failed (%s); polling", type(exc).__name__)
+        interval = self._client.poll_interval
+        while True:
+            update = await self.status(logs=logs)
+            if _fingerprint(update) != seen:
+                seen = _fingerprint(update)
+                interval = self._client.poll_interval
+                yield update
+            else:
+                interval = min(interval * 1.5, self._client.max_poll_interval)
+            if isinstance(update, Completed):
+                return
+            await asyncio.sleep(interval)
+
+    async def wait(self, on_update: UpdateCallback | None = None) -> Completed:
+        """Wait for completion, calling `on_update` (sync or async) with each update."""
+        async for update in self.updates():
+            if on_update is not None:
+                outcome = on_update(update)
+                if inspect.isawaitable(outcome):
+                    await outcome
+        assert self.completed is not None
+        return self.completed
+
+    async def fetch_result(self) -> FluxLoraOutput:
+        """GET the result now; raises the job's error as a FalError subclass."""
+        response = await self._client._transport.request("GET", self.response_url)
+        if response.is_error:
+            error = self._error(response)
+            if isinstance(error, NotFoundError) and self._cancel_requested:
+                error = CancelledError(
+                    "the job was cancelled", status_code=404, request_id=self.request_id
+                )
+            await self._client._record(
+                "cancelled" if isinstance(error, CancelledError) else "failed",
+                self.request_id,
+                error=str(error),
+            )
+            raise error
+        output = FluxLoraOutput.model_validate(response.json())
+        await self._client._record("completed", self.request_id, images=len(output.images))
+        return output
+
+    async def result(self, on_update: UpdateCallback | None = None) -> FluxLoraOutput:
+        """Wait for completion (if needed), then return the output."""
+        if self.completed is None:
+            await self.wait(on_update)
+        return await self.fetch_result()
+
+    async def cancel(self) -> str:
+        """Ask fal to cancel; returns ``CANCELLATION_REQUESTED``, ``ALREADY_COMPLETED``, ...
+
+        A queued job is removed; a running one is signalled and may still finish.
+        """
+        response = await self._client._transport.request("PUT", self.cancel_url)
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        status = body.get("status") if isinstance(body, dict) else None
+        if response.status_code in (401, 403) or (response.is_error and not status):
+            raise self._error(response)
+        outcome = str(status or "OK")
+        if outcome in ("CANCELLATION_REQUESTED", "OK"):
+            self._cancel_requested = True
+            await self._client._record("cancel_requested", self.request_id)
+        return outcome
+
+    async def cancel_quietly(self, timeout: float = 5.0) -> str | None:
+        """Best-effort cancel that never raises (used when a wait is abandoned)."""
+        try:
+            return await asyncio.wait_for(self.cancel(), timeout)
+        except (FalError, httpx.HTTPError, asyncio.TimeoutError) as exc:
+            log.info("best-effort cancel of %s failed: %s", self.request_id, type(exc).__name__)
+            return None

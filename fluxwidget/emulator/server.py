@@ -1,0 +1,378 @@
+"""Run the emulator: a uvicorn server on loopback, in a background thread with its own loop."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, TypeVar
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from fluxwidget.emulator.app import EmulatorApp
+from fluxwidget.emulator.faults import Fault, FaultBook, TransportMap
+from fluxwidget.emulator.jobs import Job, Scheduler
+from fluxwidget.emulator.outputs import FileStore, produce
+
+T = TypeVar("T")
+
+STARTUP_TIMEOUT = 10.0
+STOP_TIMEOUT = 5.0
+
+
+def _tracking_protocol(transports: TransportMap) -> type[H11Protocol]:
+    """uvicorn's h11 protocol, recording each connection's transport by peer address."""
+
+    class TrackingH11Protocol(H11Protocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            if self.client is not None:
+                transports[(self.client[0], self.client[1])] = transport
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if self.client is not None:
+                transports.pop((self.client[0], self.client[1]), None)
+            super().connection_lost(exc)
+
+    return TrackingH11Protocol
+
+
+def generate_api_key() -> str:
+    """A fresh key shaped like fal's ``key_id:key_secret``."""
+    return f"emulator-{secrets.token_hex(4)}:{secrets.token_hex(16)}"
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """A snapshot of one job, for tests."""
+
+    request_id: str
+    state: str
+    queue_position: int | None
+    input: Any
+    """The submitted JSON body."""
+    valid: bool
+    seed: int
+    subpath: str
+    logs: tuple[str, ...]
+    cancel_requested: bool
+    result_status: int | None
+    """The status code the result call answers once completed, else None."""
+
+
+def _snapshot(scheduler: Scheduler, job: Job) -> JobInfo:
+    return JobInfo(
+        request_id=job.request_id,
+        state=job.state.value,
+        queue_position=scheduler.position(job),
+        input=job.payload,
+        valid=job.input is not None,
+        seed=job.seed,
+        subpath=job.subpath,
+        logs=tuple(entry["message"] for entry in job.logs),
+        cancel_requested=job.cancel_requested,
+        result_status=job.outcome.status_code if job.outcome else None,
+    )
+
+
+class Emulator:
+    """A fal-compatible queue for ``fal-ai/flux-lora`` on loopback, with placeholder images.
+
+    >>> with Emulator(seconds_per_step=0.01) as emu:  # doctest: +SKIP
+    ...     emu.url, emu.api_key
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        api_key: str | None = None,
+        workers: int = 2,
+        seconds_per_step: float = 0.08,
+        result_ttl: float = 3600.0,
+        keepalive_interval: float = 15.0,
+        public_url: str | None = None,
+    ) -> None:
+        """``public_url`` overrides the base of the URLs written into replies."""
+        self.host = host
+        self.port = port
+        self._requested_port = port
+        self._api_key = api_key or generate_api_key()
+        self._transports: TransportMap = {}
+        self._faults = FaultBook()
+        self._store = FileStore()
+        self._scheduler = Scheduler(
+            workers=workers,
+            seconds_per_step=seconds_per_step,
+            result_ttl=result_ttl,
+            produce=functools.partial(produce, self._store),
+        )
+        self._app = EmulatorApp(
+            api_key=self._api_key,
+            scheduler=self._scheduler,
+            store=self._store,
+            faults=self._faults,
+            transports=self._transports,
+            keepalive_interval=keepalive_interval,
+            public_url=public_url,
+        )
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True between start() and stop()."""
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:54321`` (known once started)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def api_key(self) -> str:
+        """The key clients must send as ``Key <key>`` or ``Bearer <key>``."""
+        return self._api_key
+
+    def start(self) -> Emulator:
+        """Bind the socket, start serving, and return once it accepts connections."""
+        with self._lock:
+            if self.running:
+                return self
+            sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((self.host, self._requested_port))
+            except OSError:
+                sock.close()
+                raise
+            self.port = sock.getsockname()[1]
+            self._scheduler.closed = False
+            self._app.closing = asyncio.Event()
+            config = uvicorn.Config(
+                self._app,
+                log_level="warning",
+                log_config=None,
+                access_log=False,
+                lifespan="off",
+                ws="none",
+                http=_tracking_protocol(self._transports),
+                timeout_graceful_shutdown=1,
+            )
+            server = uvicorn.Server(config)
+            self._server = server
+            started = threading.Event()
+            thread = threading.Thread(
+                target=self._run, args=(server, sock, started), name="fluxwidget-emulator"
+            )
+            thread.daemon = True
+            self._thread = thread
+            thread.start()
+            started.wait(STARTUP_TIMEOUT)
+            deadline = time.monotonic() + STARTUP_TIMEOUT
+            while not server.started:
+                if not thread.is_alive() or time.monotonic() > deadline:
+                    raise RuntimeError("the emulator did not start")
+                time.sleep(0.005)
+            self._wait_accepting()
+            return self
+
+    def _wait_accepting(self) -> None:
+        host = "127.0.0.1" if self.host in {"0.0.0.0", ""} else self.host
+        with socket.create_connection((host, self.port), timeout=STARTUP_TIMEOUT):
+            pass
+
+    def _run(self, server: uvicorn.Server, sock: socket.socket, started: threading.Event) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            started.set()
+            try:
+                await server.serve(sockets=[sock])
+            finally:
+                await self._scheduler.close()
+
+        try:
+            asyncio.run(main())
+        finally:
+            sock.close()
+            started.set()
+
+    def stop(self) -> None:
+        """Stop serving: end streams and jobs, close connections, join the thread."""
+        with self._lock:
+            thread, server, loop = self._thread, self._server, self._loop
+            if thread is None or server is None or loop is None:
+                return
+            if thread.is_alive():
+
+                async def begin_close() -> None:
+                    self._app.closing.set()
+                    await self._scheduler.close()
+                    server.should_exit = True
+
+                try:
+                    asyncio.run_coroutine_threadsafe(begin_close(), loop).result(STOP_TIMEOUT)
+                except RuntimeError:  # the loop is already gone
+                    server.should_exit = True
+                thread.join(STOP_TIMEOUT)
+            self._thread = self._server = self._loop = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return (
+            f"Emulator(url={self.url!r}, workers={self._scheduler.workers}, "
+            f"seconds_per_step={self._scheduler.seconds_per_step}, {state})"
+        )
+
+    # --- faults -----------------------------------------------------------------------------
+
+    def inject(
+        self,
+        route: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        drop: bool = False,
+        delay: float = 0.0,
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+        after_accept: bool = False,
+    ) -> None:
+        """Make the next ``times`` calls of ``route`` fail, drop or stall.
+
+        ``route`` is one of submit, status, stream, result, cancel, file. A call waits
+        ``delay`` seconds, then has its connection dropped (``drop``), or gets ``status`` with a
+        JSON ``detail`` (plus ``Retry-After`` and ``headers``), or else is answered normally.
+        For submit, ``after_accept=True`` applies the fault after the job was accepted.
+        """
+        fault = Fault(
+            route=route,
+            status=status,
+            retry_after=retry_after,
+            drop=drop,
+            delay=delay,
+            times=times,
+            headers=dict(headers or {}),
+            after_accept=after_accept,
+        )
+        self._faults.add(fault)
+
+    def clear_faults(self) -> None:
+        """Forget every injected fault that has not fired yet."""
+        self._faults.clear()
+
+    # --- inspection (for tests) -------------------------------------------------------------
+
+    @property
+    def submit_count(self) -> int:
+        """How many submits were accepted (including those whose reply was lost)."""
+        return self._app.submit_count
+
+    @property
+    def calls(self) -> list[tuple[str, str, int]]:
+        """Every call so far as (method, path, status code); 0 for a dropped connection."""
+        return list(self._app.calls)
+
+    def _on_loop(self, fn: Callable[[], T]) -> T:
+        loop = self._loop
+        if loop is None or not self.running:
+            return fn()
+        try:
+            if asyncio.get_running_loop() is loop:
+                return fn()
+        except RuntimeError:
+            pass
+        future: Future[T] = Future()
+
+        def call() -> None:
+            try:
+                future.set_result(fn())
+            except BaseException as exc:
+                future.set_exception(exc)
+
+        loop.call_soon_threadsafe(call)
+        return future.result(STOP_TIMEOUT)
+
+    def job(self, request_id: str) -> JobInfo | None:
+        """A snapshot of a job, or None for an unknown id."""
+
+        def look() -> JobInfo | None:
+            job = self._scheduler.jobs.get(request_id)
+            return None if job is None else _snapshot(self._scheduler, job)
+
+        return self._on_loop(look)
+
+    @property
+    def jobs(self) -> dict[str, JobInfo]:
+        """Snapshots of every job by request id, in submit order."""
+        scheduler = self._scheduler
+        return self._on_loop(
+            lambda: {k: _snapshot(scheduler, j) for k, j in scheduler.jobs.items()}
+        )
+
+    def expire(self, request_id: str) -> None:
+        """Make a job's result expire now (its result call then answers 404)."""
+
+        def expire() -> None:
+            job = self._scheduler.jobs.get(request_id)
+            if job is None:
+                raise KeyError(request_id)
+            self._scheduler.expire(job)
+
+        self._on_loop(expire)
+
+
+_shared: Emulator | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_emulator() -> Emulator:
+    """The process-wide emulator, started on first use and stopped at interpreter exit."""
+    global _shared
+    with _shared_lock:
+        if _shared is None:
+            _shared = Emulator()
+            atexit.register(_shared.stop)
+        if not _shared.running:
+            _shared.start()
+        return _shared
+
+
+def serve(host: str = "127.0.0.1", port: int = 8765, **options: Any) -> None:
+    """Serve until Ctrl-C (``python -m fluxwidget emulator``)."""
+    emulator = Emulator(host=host, port=port, **options).start()
+    print(f"FLUX emulator (fal-ai/flux-lora) serving at {emulator.url}", flush=True)
+    print(f"API key: {emulator.api_key}", flush=True)
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        while emulator.running:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()

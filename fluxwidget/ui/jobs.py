@@ -1,0 +1,225 @@
+"""One job of the panel: its status row (text, progress, cancel, log) and its run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+
+import ipywidgets as widgets
+
+from ..client.status import Completed, InProgress, LogEntry, Queued, StatusUpdate
+from ..errors import CancelledError as JobCancelled
+from ..schema import FluxLoraInput
+from . import status
+from ._types import ClientLike, HandleLike
+from ._widgets import close_tree, esc, muted
+from .records import ImageRecord, RunRecord
+
+__all__ = ["Job", "JobRow", "prepare_image"]
+
+_STYLE = {
+    "submitting": ("info", "#555"),
+    "queued": ("info", "#555"),
+    "running": ("info", "#0b57d0"),
+    "done": ("success", "#137333"),
+    "cancelled": ("warning", "#8a6d00"),
+    "error": ("danger", "#b00020"),
+}
+_LOG_LINES = 200
+
+
+class JobRow:
+    """The widgets of one job: label, status line, progress bar, Cancel and a log view."""
+
+    def __init__(self, number: int, params: FluxLoraInput) -> None:
+        prompt = params.prompt if len(params.prompt) <= 40 else params.prompt[:39] + "…"
+        self.label = widgets.HTML(f"<b>#{number}</b> {muted(prompt)}")
+        self.status = widgets.HTML()
+        self.note = widgets.HTML()
+        self.progress = widgets.FloatProgress(
+            value=0.0, min=0.0, max=1.0, layout=widgets.Layout(width="160px")
+        )
+        self.cancel_button = widgets.Button(
+            description="Cancel", icon="stop", tooltip="Cancel this job (fal's cancel call)"
+        )
+        self.log = widgets.HTML()
+        self.log_view = widgets.Accordion(children=[self.log], titles=("Log",))
+        self.log_view.selected_index = None
+        line = widgets.HBox([self.label, self.status, self.progress, self.cancel_button])
+        self.box = widgets.VBox([line, self.note, self.log_view])
+        self.text = ""
+        self.state = ""
+        self.show(status.SUBMITTING, "submitting")
+
+    def show(self, text: str, state: str, progress: float | None = None) -> None:
+        """Set the status line (escaped) and the progress bar."""
+        bar_style, colour = _STYLE[state]
+        self.text, self.state = text, state
+        self.status.value = f'<span style="color:{colour}">{esc(text)}</span>'
+        self.progress.bar_style = bar_style
+        if progress is not None:
+            self.progress.value = max(0.0, min(1.0, progress))
+        if state in {"done", "cancelled", "error"}:
+            self.cancel_button.disabled = True
+
+    def show_note(self, text: str) -> None:
+        """A second line under the status, e.g. what a cancel call answered."""
+        self.note.value = muted(text) if text else ""
+
+    def show_logs(self, logs: Sequence[LogEntry]) -> None:
+        """Replace the log view's text with the last log lines (escaped)."""
+        lines = [f"[{entry.level}] {entry.message}" for entry in logs[-_LOG_LINES:]]
+        self.log.value = f"<pre style='margin:0'>{esc(chr(10).join(lines))}</pre>"
+        self.log_view.titles = (f"Log ({len(logs)} lines)",)
+
+    def close(self) -> None:
+        """Close every widget of the row."""
+        close_tree(self.box)
+
+
+def prepare_image(index: int, data: bytes, content_type: str | None, nsfw: bool) -> ImageRecord:
+    """Decode once for the size and make the thumbnail (CPU work: run it in a thread)."""
+    from .. import images
+
+    with images.open_image(data) as picture:
+        width, height = picture.size
+    thumb = images.thumbnail(data, max_side=256)
+    return ImageRecord(index, data, thumb, width, height, content_type, nsfw)
+
+
+class Job:
+    """Submits one input, follows its status into the row, and collects the images."""
+
+    def __init__(
+        self,
+        number: int,
+        client: ClientLike,
+        params: FluxLoraInput,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.number = number
+        self.client = client
+        self.params = params
+        self.row = JobRow(number, params)
+        self.row.cancel_button.on_click(lambda _button: self._cancel_clicked())
+        self.handle: HandleLike | None = None
+        self.record: RunRecord | None = None
+        self.reported = False
+        self.finished = False
+        self._clock = clock
+        self._started = clock()
+        self._running_since: float | None = None
+        self._cancel_wanted = False
+        self._inference: float | None = None
+        self.cancel_tasks: set[asyncio.Task[str]] = set()
+
+    @property
+    def request_id(self) -> str | None:
+        """The job's request id once submitted."""
+        return self.handle.request_id if self.handle is not None else None
+
+    async def run(self) -> RunRecord:
+        """Submit, follow, fetch the result and the images; every outcome lands in the row."""
+        try:
+            record = await self._run()
+        except JobCancelled:
+            self._finish("Cancelled", "cancelled")
+            raise
+        except asyncio.CancelledError:
+            self._finish("Stopped waiting (the job may still run on the server)", "cancelled")
+            raise
+        except Exception as exc:
+            self._finish(status.error_text(exc), "error")
+            raise
+        return record
+
+    def _finish(self, text: str, state: str, progress: float | None = None) -> None:
+        self.finished = True
+        self.reported = True
+        self.row.show(text, state, progress)
+
+    async def _run(self) -> RunRecord:
+        self.handle = await self.client.submit(self.params)
+        if self._cancel_wanted:
+            await self.cancel()
+        completed = False
+        async for update in self.handle.updates():
+            self._follow(update)
+            completed = completed or isinstance(update, Completed)
+        # once COMPLETED was seen, fetch the result directly (no second wait)
+        output = await (self.handle.fetch_result() if completed else self.handle.result())
+        self.row.show("Fetching images…", "running", 1.0)
+        images = []
+        for index, image in enumerate(output.images):
+            data = await self.client.download(image)
+            images.append(
+                await asyncio.to_thread(
+                    prepare_image, index, data, image.content_type, output.is_nsfw(index)
+                )
+            )
+        elapsed = self._clock() - self._started
+        self.record = RunRecord(
+            self.number, self.params, output, tuple(images), self.handle.request_id, elapsed
+        )
+        timings = output.timings or {}
+        inference = timings.get("inference")
+        text = status.done_text(
+            elapsed,
+            float(inference) if isinstance(inference, (int, float)) else self._inference,
+            self.record.seed,
+            len(images),
+            sum(image.nsfw for image in images),
+        )
+        if self._cancel_wanted:
+            self.row.show_note("The cancel came too late: the job had already finished.")
+        self._finish(text, "done", 1.0)
+        return self.record
+
+    def _follow(self, update: StatusUpdate) -> None:
+        if isinstance(update, Queued):
+            self.row.show(status.queued_text(update.position), "queued", 0.0)
+        elif isinstance(update, InProgress):
+            now = self._clock()
+            if self._running_since is None:
+                self._running_since = now
+            step = update.step
+            progress = step[0] / step[1] if step else None
+            self.row.show(status.running_text(now - self._running_since, step), "running", progress)
+            if update.logs:
+                self.row.show_logs(update.logs)
+        elif isinstance(update, Completed):
+            self._inference = update.inference_time
+            if update.logs:
+                self.row.show_logs(update.logs)
+
+    async def cancel(self) -> str:
+        """Ask fal to cancel; the answer is written under the status line and returned."""
+        if self.handle is None:
+            self._cancel_wanted = True
+            self.row.show_note("Cancel requested — sent as soon as the job is submitted")
+            return "PENDING_SUBMIT"
+        self._cancel_wanted = not self.finished
+        try:
+            outcome = await self.handle.cancel()
+        except Exception as exc:
+            self.row.show_note("Cancel failed — " + status.error_text(exc))
+            raise
+        self.row.show_note(status.cancel_text(outcome))
+        return outcome
+
+    def _cancel_clicked(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.row.show_note("Cancel needs a running event loop (the kernel's)")
+            return
+        task = loop.create_task(self.cancel())
+        self.cancel_tasks.add(task)
+        task.add_done_callback(self._cancel_done)
+
+    def _cancel_done(self, task: asyncio.Task[str]) -> None:
+        self.cancel_tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # already written into the row by cancel()

@@ -1,0 +1,64 @@
+"""What a finished run leaves behind: its input, fal's output and the image bytes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..schema import ENDPOINT_ID, FluxLoraInput, FluxLoraOutput
+
+__all__ = ["ImageRecord", "RunRecord"]
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image: the full bytes (kept in Python), its thumbnail (sent to the browser)."""
+
+    index: int
+    data: bytes = field(repr=False)
+    thumbnail: bytes = field(repr=False)
+    width: int
+    height: int
+    content_type: str | None = None
+    nsfw: bool = False
+
+    @property
+    def extension(self) -> str:
+        """A file extension matching the image bytes."""
+        if self.content_type and "png" in self.content_type:
+            return "png"
+        if self.data.startswith(b"\x89PNG"):
+            return "png"
+        return "jpg"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """A finished run of the panel: number, input, output, images and timing."""
+
+    number: int
+    params: FluxLoraInput
+    output: FluxLoraOutput
+    images: tuple[ImageRecord, ...]
+    request_id: str
+    elapsed: float
+    endpoint: str = ENDPOINT_ID
+
+    @property
+    def seed(self) -> int | None:
+        """The seed the server used (the one to reuse to get the same images)."""
+        return self.output.seed if self.output.seed is not None else self.params.seed
+
+    def metadata(self, image: ImageRecord) -> dict[str, Any]:
+        """What is written next to a saved image: enough to make it again."""
+        return {
+            "endpoint": self.endpoint,
+            "request_id": self.request_id,
+            "seed": self.seed,
+            "index": image.index,
+            "width": image.width,
+            "height": image.height,
+            "nsfw": image.nsfw,
+            "timings": self.output.timings,
+            "input": self.params.to_payload(),
+        }

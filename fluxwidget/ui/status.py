@@ -1,0 +1,88 @@
+"""Status-line texts for a job, as plain functions (no widgets)."""
+
+from __future__ import annotations
+
+from ..errors import AuthenticationError, FalError
+from ..schema import FieldProblem, InputError
+
+__all__ = [
+    "SUBMITTING",
+    "cancel_text",
+    "done_text",
+    "error_text",
+    "problem_text",
+    "queued_text",
+    "running_text",
+]
+
+SUBMITTING = "Submitting…"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s"
+
+
+def queued_text(position: int | None) -> str:
+    """``Queued — position 3``; position 0 is next in line."""
+    if position is None:
+        return "Queued"
+    if position <= 0:
+        return "Queued — next in line"
+    return f"Queued — position {position}"
+
+
+def running_text(elapsed: float, step: tuple[int, int] | None = None) -> str:
+    """``Running 4.2 s — step 12/28`` (the step part only when the logs say)."""
+    text = f"Running {_seconds(elapsed)}"
+    if step is not None:
+        text += f" — step {step[0]}/{step[1]}"
+    return text
+
+
+def done_text(
+    elapsed: float,
+    inference_time: float | None = None,
+    seed: int | None = None,
+    num_images: int | None = None,
+    nsfw: int = 0,
+) -> str:
+    """``Done in 7.9 s (inference 6.1 s) · seed 123 · 2 images``."""
+    text = f"Done in {_seconds(elapsed)}"
+    if inference_time is not None:
+        text += f" (inference {_seconds(inference_time)})"
+    if seed is not None:
+        text += f" · seed {seed}"
+    if num_images is not None:
+        text += f" · {num_images} image" + ("" if num_images == 1 else "s")
+    if nsfw:
+        text += f" · {nsfw} flagged NSFW"
+    return text
+
+
+def problem_text(problem: FieldProblem) -> str:
+    """One invalid field in a short sentence, e.g. ``num_images must be 1–4``."""
+    return f"{problem.field}: {problem.message}"
+
+
+def error_text(exc: BaseException) -> str:
+    """A clear, one-line message for any failure of a job."""
+    if isinstance(exc, InputError):
+        return "Invalid input — " + "; ".join(problem_text(p) for p in exc.problems)
+    if isinstance(exc, FalError):
+        code = f"{exc.status_code}:"
+        text = exc.message
+        if exc.status_code and not text.startswith(code):
+            text = f"{code} {text}"
+        if isinstance(exc, AuthenticationError) and "FAL_KEY" not in text:
+            text += " — set FAL_KEY or paste a key above"
+        return text
+    return f"Error: {type(exc).__name__}: {exc}"
+
+
+def cancel_text(outcome: str) -> str:
+    """What a cancel call answered, in words."""
+    answers = {
+        "CANCELLATION_REQUESTED": "Cancel requested — waiting for the job to stop",
+        "ALREADY_COMPLETED": "Already finished — nothing to cancel",
+    }
+    return answers.get(outcome, f"Cancel answered {outcome}")

@@ -166,9 +166,32 @@ def _draw_canvas(spec: RenderSpec, size: tuple[int, int]) -> Image.Image:
     max_lines = max(1, room // int(body_size * 1.25) - 1)
     chars = max(8, int(w / max(1.0, body_font.getlength("abcdefghij") / 10)) - 2)
     prompt_lines = _text_lines(spec, chars, min(max_lines, 8))
-    _draw_panel(image, prompt_lines, body_font, band_top + int(body_size * 0.6), (0, 0, 0, 110))
+    prompt_top = band_top + int(body_size * 0.6)
+    prompt_bottom = _draw_panel(image, prompt_lines, body_font, prompt_top, (0, 0, 0, 110))
     _draw_panel(image, detail, detail_font, h - detail_height, (0, 0, 0, 170))
+    _draw_key(image, spec, prompt_bottom, h - detail_height)
     return image
+
+
+def _draw_key(image: Image.Image, spec: RenderSpec, top: int, bottom: int) -> None:
+    """The most swept parameters in large type between the panels, when there is room."""
+    w, _ = image.size
+    key = f"cfg {spec.guidance:g} | {spec.steps} steps"
+    if spec.loras:
+        key += " | " + " ".join(f"{scale:g}" for _, scale in spec.loras[:3])
+    size = max(6, int(min(image.size) / 9))
+    length = _font(size).getlength(key)
+    if length > w * 0.92:  # shrink to fit rather than truncate
+        size = max(6, int(size * w * 0.92 / length))
+    font = _font(size)
+    if bottom - top < size * 1.4:
+        return
+    key = _fit(key, font, w * 0.96)
+    draw = ImageDraw.Draw(image)
+    width = font.getlength(key)
+    xy = ((w - width) / 2, (top + bottom) / 2 - size * 0.6)
+    stroke = max(1, size // 14)
+    draw.text(xy, key, fill=(255, 255, 255), font=font, stroke_width=stroke, stroke_fill=(0, 0, 0))
 
 
 def canvas_size(width: int, height: int) -> tuple[int, int]:

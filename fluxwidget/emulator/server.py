@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import functools
 import secrets
 import socket
@@ -37,6 +38,12 @@ def _tracking_protocol(transports: TransportMap) -> type[H11Protocol]:
             super().connection_made(transport)
             if self.client is not None:
                 transports[(self.client[0], self.client[1])] = transport
+            # asyncio sets TCP_NODELAY itself only when the socket's proto is IPPROTO_TCP;
+            # without it every reply waits ~40 ms for the client's delayed ACK.
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
         def connection_lost(self, exc: Exception | None) -> None:
             if self.client is not None:
@@ -153,7 +160,8 @@ class Emulator:
         with self._lock:
             if self.running:
                 return self
-            sock = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+            family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((self.host, self._requested_port))

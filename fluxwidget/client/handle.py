@@ -99,9 +99,10 @@ class RequestHandle:
                 if not event.data:
                     continue
                 update = parse_status(json.loads(event.data), self.request_id)
-                yield update
                 if isinstance(update, Completed):
                     self.completed = update
+                yield update
+                if isinstance(update, Completed):
                     return
 
     async def updates(self, *, logs: bool = True) -> AsyncIterator[StatusUpdate]:

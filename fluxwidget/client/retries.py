@@ -82,7 +82,7 @@ class _wait_retry_after(wait_base):
     def __init__(self, policy: RetryPolicy) -> None:
         self.max_wait = policy.max_wait
         self.backoff = wait_exponential_jitter(
-            initial=policy.initial_wait, max=policy.max_wait, jitter=policy.initial_wait
+            multiplier=policy.initial_wait, max=policy.max_wait, jitter=policy.initial_wait
         )
 
     def __call__(self, retry_state: RetryCallState) -> float:

@@ -10,7 +10,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Completed", "InProgress", "LogEntry", "Queued", "StatusUpdate", "parse_status"]
+__all__ = [
+    "Completed",
+    "InProgress",
+    "LogEntry",
+    "Queued",
+    "StatusUpdate",
+    "describe",
+    "parse_status",
+    "step_progress",
+]
 
 _STEP = re.compile(r"(\d+)\s*/\s*(\d+)")
 
@@ -101,3 +110,22 @@ def parse_status(data: dict[str, Any], request_id: str = "") -> StatusUpdate:
             error_type=data.get("error_type"),
         )
     raise ValueError(f"unknown status {status!r} from the server")
+
+
+def describe(update: StatusUpdate, elapsed: float | None = None) -> str:
+    """A one-line, plain-text account of an update: "Queued — position 3", "Running 4.2 s —
+    step 12/28", "Completed (inference 6.1 s)". Callers escape it before showing it as HTML."""
+    if isinstance(update, Queued):
+        where = f" — position {update.position}" if update.position is not None else ""
+        return f"Queued{where}"
+    if isinstance(update, InProgress):
+        text = "Running" + (f" {elapsed:.1f} s" if elapsed is not None else "")
+        if update.step is not None:
+            text += f" — step {update.step[0]}/{update.step[1]}"
+        return text
+    text = "Completed"
+    if update.inference_time is not None:
+        text += f" (inference {update.inference_time:.1f} s)"
+    if update.error:
+        text += f" with error: {update.error}"
+    return text

@@ -121,12 +121,16 @@ class _Progress:
         self.last = ""
 
     def __call__(self, update: StatusUpdate) -> None:
-        text = describe(update, time.monotonic() - self.started)
-        if not self.enabled or text == self.last:
+        if not self.enabled:
             return
         if self.stream.isatty():
+            text = describe(update, time.monotonic() - self.started)
             self.stream.write(f"\r\x1b[2K{text}")
-        else:
+        else:  # a log file gets one line per phase, not one per step
+            text = describe(update)
+            text = text.split(" — step")[0]
+            if text == self.last:
+                return
             self.stream.write(text + "\n")
         self.last = text
         self.stream.flush()

@@ -1,0 +1,116 @@
+"""The shell commands, run as a user would: a real process, exit codes, files on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from fluxwidget.emulator import Emulator
+from fluxwidget.images import open_image, read_metadata
+from fluxwidget.journal import Journal
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fluxwidget", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_generate_on_the_emulator_saves_images_with_metadata(tmp_path: Path) -> None:
+    done = run_cli(
+        "generate", "a tiger eye", "--emulator", "--out", str(tmp_path),
+        "--num-images", "2", "--seed", "5", "--image-size", "320x240", "--format", "png",
+        "--lora", "https://example.org/style.safetensors:0.7", "--steps", "4",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    saved = [Path(line) for line in done.stdout.split()]
+    assert len(saved) == 2
+    for path in saved:
+        assert open_image(path.read_bytes()).size == (320, 240)
+        embedded = read_metadata(path)
+        assert embedded is not None
+        assert embedded["input"]["loras"] == [
+            {"path": "https://example.org/style.safetensors", "scale": 0.7}
+        ]
+        assert embedded["seed"] == 5
+        assert embedded["emulator"] is True
+        assert json.loads(path.with_suffix(".json").read_text()) == embedded
+    assert "Running" in done.stderr
+    assert "Completed" in done.stderr
+
+
+def test_invalid_input_exits_2_before_sending(tmp_path: Path) -> None:
+    done = run_cli(
+        "generate", "x", "--emulator", "--out", str(tmp_path), "--image-size", "square pro"
+    )
+    assert done.returncode == 2
+    assert "image_size: 'square pro' is not allowed" in done.stderr
+    assert "square_hd (1024×1024)" in done.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_refused_key_exits_1_with_a_clear_message(tmp_path: Path) -> None:
+    with Emulator(seconds_per_step=0.005) as emu:
+        done = run_cli(
+            "generate", "x", "--base-url", emu.url, "--out", str(tmp_path),
+            env={"FAL_KEY": "not-the:key"},
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert "401: the key was refused — set FAL_KEY" in done.stderr
+    assert "not-the:key" not in done.stderr + done.stdout
+
+
+def test_bearer_proxy_and_recover(tmp_path: Path) -> None:
+    with Emulator(seconds_per_step=0.005) as emu:
+        # a job submitted and never collected (the process died) ...
+        journal = tmp_path / "journal.jsonl"
+        reply = httpx.post(
+            f"{emu.url}/fal-ai/flux-lora",
+            json={"prompt": "lost", "seed": 9},
+            headers={"Authorization": f"Bearer {emu.api_key}"},
+        )
+        Journal(journal).append("submitted", reply.json()["request_id"], input={"prompt": "lost"})
+        done = run_cli(
+            "recover", "--out", str(tmp_path / "out"), "--journal", str(journal),
+            "--base-url", emu.url, "--auth-scheme", "Bearer",
+            env={"FAL_KEY": emu.api_key},
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert len(done.stdout.split()) == 1
+    assert Journal(journal).pending() == []
+
+
+def test_emulator_command_serves_on_the_given_port() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fluxwidget", "emulator", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                reply = httpx.get(f"http://127.0.0.1:{port}/fal-ai/flux-lora/requests/x/status")
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert reply.status_code == 401  # serving, and asking for the key
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    assert f"127.0.0.1:{port}" in output

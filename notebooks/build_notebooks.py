@@ -114,9 +114,18 @@ kernel stays free while jobs run.
     ),
     code(
         """
+PROMPT = (
+    "Extreme close-up of a single tiger eye, direct frontal view. Detailed iris and pupil. "
+    'The word "FLUX" is painted over it in big, white brush strokes.'
+)
+"""
+    ),
+    code(
+        """
 from fluxwidget import FluxPanel
 
-panel = FluxPanel()
+panel = FluxPanel()  # fal when FAL_KEY is set, else the built-in emulator
+panel.set(prompt=PROMPT)
 panel
 """
     ),

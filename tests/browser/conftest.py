@@ -104,6 +104,12 @@ class JupyterServer:
         for name, path in dirs.items():
             path.mkdir(parents=True, exist_ok=True)
             env[name] = str(path)
+        # No "get notified about Jupyter news?" toast over the panel in the screenshots.
+        notification = dirs["JUPYTERLAB_SETTINGS_DIR"] / "@jupyterlab" / "apputils-extension"
+        notification.mkdir(parents=True, exist_ok=True)
+        (notification / "notification.jupyterlab-settings").write_text(
+            '{"fetchNews": "false", "checkForUpdates": false}'
+        )
         # Only the venv's own kernelspec (whose "python" is this interpreter) is visible.
         env.pop("JUPYTER_PATH", None)
         env["PYTHONUNBUFFERED"] = "1"

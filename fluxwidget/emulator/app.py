@@ -109,19 +109,28 @@ class EmulatorApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
-        status = 0  # stays 0 for a dropped connection
+        call = (scope["method"], scope["path"])
+        logged = False
+
+        def log(status: int) -> None:
+            # logged before the reply leaves, so a test sees it as soon as it has the reply
+            nonlocal logged
+            if not logged:
+                logged = True
+                self.calls.append((*call, status))
 
         async def send_logged(message: Message) -> None:
-            nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                log(message["status"])
             await send(message)
 
         try:
             response = await self._dispatch(Request(scope, receive))
+            if isinstance(response, DropResponse):
+                log(0)
             await response(scope, receive, send_logged)
         finally:
-            self.calls.append((scope["method"], scope["path"], status))
+            log(500)  # failed before replying: uvicorn answers 500
 
     # --- routing, faults, auth ------------------------------------------------------------
 

@@ -208,8 +208,7 @@ class ParameterForm:
                 self._apply_one(name, value)
         finally:
             self._applying = False
-        self._show_custom_size()
-        self.validate_inline()
+        self._changed()
 
     def _apply_one(self, name: str, value: Any) -> None:
         if name == "image_size":

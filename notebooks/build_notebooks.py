@@ -174,7 +174,7 @@ PROMPT = (
     "Extreme close-up of a single tiger eye, direct frontal view. Detailed iris and pupil. "
     'The word "FLUX" is painted over it in big, white brush strokes.'
 )
-BASE = dict(prompt=PROMPT, image_size="square", num_inference_steps=20, seed=1234)
+BASE = dict(prompt=PROMPT, image_size="square", num_inference_steps=20, seed=1234)  # shared
 
 # Saved images go to notebooks/outputs/ (ignored by git) when it can be written, else a temp dir.
 OUT = Path("outputs")
@@ -187,20 +187,26 @@ print("Saving to", OUT.resolve())
     ),
     code(
         """
-async def show_and_save(label: str, results: list, params: list[dict]) -> widgets.GridBox:
-    \"\"\"Thumbnails side by side with a caption each; every image saved with its parameters.\"\"\"
-    cells = []
-    for result, p in zip(results, params):
-        image = result.images[0]
-        data = await client.download(image)
-        suffix = ".png" if image.content_type == "image/png" else ".jpg"
-        name = f"{label}-" + "-".join(f"{k}{v}" for k, v in p.items() if k != "loras")
-        path = save_image(data, OUT / (name + suffix), {**BASE, **p, "seed": result.seed})
-        caption = widgets.HTML(f"<b>{label}</b> {p.get(label, '')}<br><small>{path.name}</small>")
-        cells.append(widgets.VBox([widgets.Image(value=thumbnail(data), format="jpeg"), caption]))
-    return widgets.GridBox(
-        cells, layout=widgets.Layout(grid_template_columns="repeat(auto-fill, minmax(180px, 1fr))")
-    )
+from fluxwidget import FluxLoraInput
+
+
+async def run_side_by_side(label: str, values: list, inputs: list[FluxLoraInput]):
+    \"\"\"Run every input at once; show the first image of each with its value; save them all.\"\"\"
+    results = await asyncio.gather(*(client.generate(request) for request in inputs))
+    tiles = []
+    for value, request, result in zip(values, inputs, results):
+        for index, image in enumerate(result.images):
+            data = await client.download(image)
+            suffix = ".png" if image.content_type == "image/png" else ".jpg"
+            path = OUT / f"{label}-{value}-seed{result.seed}-{index}{suffix}"
+            metadata = {"input": request.to_payload(), "seed": result.seed, "timings": result.timings}
+            save_image(data, path, metadata)
+            if index == 0:
+                caption = widgets.HTML(f"<b>{label} = {value}</b><br><small>{path.name}</small>")
+                picture = widgets.Image(value=thumbnail(data), format="jpeg")
+                tiles.append(widgets.VBox([picture, caption]))
+    columns = "repeat(auto-fill, minmax(180px, 1fr))"
+    return widgets.GridBox(tiles, layout=widgets.Layout(grid_template_columns=columns))
 """
     ),
     md(
@@ -214,17 +220,17 @@ submitted at once and run side by side (the client limits how many requests are 
     code(
         """
 guidance_values = [2.0, 3.5, 5.0, 8.0]
-params = [{"guidance_scale": g} for g in guidance_values]
-results = await asyncio.gather(*(client.generate(**BASE, **p) for p in params))
-await show_and_save("guidance_scale", results, params)
+inputs = [FluxLoraInput(**BASE, guidance_scale=g) for g in guidance_values]
+await run_side_by_side("guidance_scale", guidance_values, inputs)
 """
     ),
     md(
         """
 ## LoRA scale
 
-A LoRA's `scale` sets how strongly it applies. On fal, set `LORA_PATH` to the URL of a FLUX LoRA
-(`.safetensors`); on the emulator any path works, and the placeholder shows the LoRA and scale.
+A LoRA's `scale` sets how strongly it applies. On fal, set `FLUXWIDGET_DEMO_LORA` to the URL of a
+FLUX LoRA (`.safetensors`) before starting Jupyter; on the emulator any path works, and the
+placeholder shows the LoRA and its scale.
 """
     ),
     code(
@@ -237,10 +243,8 @@ if not LORA_PATH and not USING_FAL:
 
 if LORA_PATH:
     scales = [0.4, 0.8, 1.2]
-    params = [{"scale": s} for s in scales]
-    jobs = [client.generate(**BASE, loras=[LoraWeight(path=LORA_PATH, scale=s)]) for s in scales]
-    lora_results = await asyncio.gather(*jobs)
-    display(await show_and_save("scale", lora_results, params))
+    inputs = [FluxLoraInput(**BASE, loras=[LoraWeight(path=LORA_PATH, scale=s)]) for s in scales]
+    display(await run_side_by_side("lora_scale", scales, inputs))
 else:
     print("Set FLUXWIDGET_DEMO_LORA to a LoRA URL to run this sweep on fal.")
 """
@@ -322,7 +326,7 @@ widgets.Image(value=thumbnail(await client.download(image)), format="jpeg")
     code(
         """
 from fluxwidget import FluxLoraInput
-from fluxwidget.schema import ImageSize, InputError
+from fluxwidget.schema import ImageSize, InputError, validate_input
 
 request = FluxLoraInput(
     prompt="a paper crane, studio light",
@@ -332,8 +336,8 @@ request = FluxLoraInput(
 wide = await client.generate(request)
 print([(im.width, im.height) for im in wide.images])
 
-try:
-    FluxLoraInput(prompt="a paper crane", image_size="square pro")
+try:  # the seed document's "square pro" is not a preset
+    validate_input(prompt="a paper crane", image_size="square pro")
 except InputError as error:
     print("Refused before sending:", error)
 """
@@ -369,10 +373,13 @@ stream, falling back to polling if the stream fails. `handle.result()` then fetc
     ),
     code(
         """
+from fluxwidget.client.status import describe
+
 handle = await client.submit(prompt="a glass teapot, macro", num_inference_steps=16)
 print("request id:", handle.request_id)
+t0 = time.perf_counter()
 async for update in handle.updates():
-    print(type(update).__name__, getattr(update, "position", ""), getattr(update, "step", ""))
+    print(f"{type(update).__name__:<11}", describe(update, time.perf_counter() - t0))
 teapot = await handle.result()
 print("done, seed", teapot.seed)
 """
@@ -438,6 +445,7 @@ is the same call against it:
     ),
     code(
         """
+from fluxwidget import FluxClient
 from fluxwidget.emulator import shared_emulator
 
 proxy_emu = shared_emulator()

@@ -199,8 +199,8 @@ async def run_side_by_side(label: str, values: list, inputs: list[FluxLoraInput]
             data = await client.download(image)
             suffix = ".png" if image.content_type == "image/png" else ".jpg"
             path = OUT / f"{label}-{value}-seed{result.seed}-{index}{suffix}"
-            metadata = {"input": request.to_payload(), "seed": result.seed, "timings": result.timings}
-            save_image(data, path, metadata)
+            used = {"input": request.to_payload(), "seed": result.seed, "timings": result.timings}
+            save_image(data, path, used)
             if index == 0:
                 caption = widgets.HTML(f"<b>{label} = {value}</b><br><small>{path.name}</small>")
                 picture = widgets.Image(value=thumbnail(data), format="jpeg")

@@ -91,6 +91,15 @@ def _snapshot(scheduler: Scheduler, job: Job) -> JobInfo:
     )
 
 
+def _cancel_remaining(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel and reap the tasks still pending on a loop that has stopped running."""
+    tasks = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
 class Emulator:
     """A fal-compatible queue for ``fal-ai/flux-lora`` on loopback, with placeholder images.
 
@@ -205,19 +214,27 @@ class Emulator:
             pass
 
     def _run(self, server: uvicorn.Server, sock: socket.socket, started: threading.Event) -> None:
-        async def main() -> None:
-            self._loop = asyncio.get_running_loop()
-            started.set()
-            try:
-                await server.serve(sockets=[sock])
-            finally:
-                await self._scheduler.close()
-
+        # A private loop rather than asyncio.run(), which nest_asyncio (used in notebooks)
+        # replaces with a version that needs a current loop in this thread.
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        started.set()
         try:
-            asyncio.run(main())
+            loop.run_until_complete(self._serve(server, sock))
         finally:
-            sock.close()
-            started.set()
+            try:
+                _cancel_remaining(loop)
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.run_until_complete(loop.shutdown_default_executor())
+            finally:
+                loop.close()
+                sock.close()
+
+    async def _serve(self, server: uvicorn.Server, sock: socket.socket) -> None:
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            await self._scheduler.close()
 
     def stop(self) -> None:
         """Stop serving: end streams and jobs, close connections, join the thread."""

@@ -379,3 +379,33 @@ async def test_close_releases_every_widget(client: FluxClient) -> None:
     panel.close()
     assert set(_instances) - before == set()
     assert panel._repr_mimebundle_() == {"text/plain": "FluxPanel (closed)"}
+
+
+async def test_closing_the_panel_cancels_its_running_jobs(
+    client: FluxClient, emu: Emulator
+) -> None:
+    panel = FluxPanel(client)
+    panel.set(prompt="left running", num_inference_steps=50, num_images=4)
+    panel.generate_button.click()
+    job = panel.jobs[-1]
+    await until(lambda: job.row.state == "running")
+    tasks = panel.tasks
+    panel.close()
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(results[0], asyncio.CancelledError)
+    info = emu.job(job.request_id or "")
+    assert info is not None
+    assert info.cancel_requested
+    assert "Cancel requested" in job.row.note.value
+
+
+def test_click_without_a_running_loop_runs_the_job_in_a_thread(emu: Emulator) -> None:
+    panel = FluxPanel(FluxClient(api_key=emu.api_key, base_url=emu.url))
+    panel.set(prompt="from a script", num_inference_steps=2)
+    panel.generate_button.click()
+    threads = list(panel._tasks.threads)
+    assert len(threads) == 1
+    threads[0].join(10)
+    assert panel.jobs[-1].row.state == "done"
+    assert len(panel.grid.tiles) == 1
+    panel.close()

@@ -108,6 +108,7 @@ class Job:
         self.record: RunRecord | None = None
         self.reported = False
         self.finished = False
+        self.finished_on_server = False
         self._clock = clock
         self._started = clock()
         self._running_since: float | None = None
@@ -128,7 +129,10 @@ class Job:
             self._finish("Cancelled", "cancelled")
             raise
         except asyncio.CancelledError:
-            self._finish("Stopped waiting (the job may still run on the server)", "cancelled")
+            # the task was stopped (the panel closed): stop the job too, nothing runs unseen
+            self._finish("Stopped; cancelling the job on the server", "cancelled")
+            if self.handle is not None and not self.finished_on_server:
+                await asyncio.shield(self._cancel_quietly())
             raise
         except Exception as exc:
             self._finish(status.error_text(exc), "error")
@@ -148,6 +152,7 @@ class Job:
         async for update in self.handle.updates():
             self._follow(update)
             completed = completed or isinstance(update, Completed)
+        self.finished_on_server = completed
         # once COMPLETED was seen, fetch the result directly (no second wait)
         output = await (self.handle.fetch_result() if completed else self.handle.result())
         self.row.show("Fetching images…", "running", 1.0)
@@ -208,6 +213,15 @@ class Job:
             raise
         self.row.show_note(status.cancel_text(outcome))
         return outcome
+
+    async def _cancel_quietly(self) -> None:
+        assert self.handle is not None
+        try:
+            outcome = await asyncio.wait_for(self.handle.cancel(), 5.0)
+        except Exception as exc:  # best effort: say so, never raise from a stopping task
+            self.row.show_note("Cancel failed — " + status.error_text(exc))
+        else:
+            self.row.show_note(status.cancel_text(outcome))
 
     def _cancel_clicked(self) -> None:
         try:

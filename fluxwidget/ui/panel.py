@@ -43,7 +43,7 @@ class FluxPanel:
         if client is not None and api_key is not None:
             raise TypeError("give either client= or api_key=, not both")
         self._client, self._mode = _choose_client(client, api_key)
-        self._tasks = TaskSet(self._report)
+        self._tasks = TaskSet(self._report, thread_cleanup=self._close_client_connections)
         self._jobs: list[Job] = []
         self._runs: list[RunRecord] = []
         self._count = 0
@@ -232,6 +232,12 @@ class FluxPanel:
         self.history.add(record)
         self.form.reuse_seed.disabled = record.seed is None
         return record
+
+    async def _close_client_connections(self) -> None:
+        """Close the client's connections on the current loop (a job thread's, ending)."""
+        aclose = getattr(self._client, "aclose", None)
+        if aclose is not None:
+            await aclose()
 
     def _job_failed(self, job: Job, exc: BaseException) -> None:
         if not job.reported:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 __all__ = ["TaskSet"]
@@ -19,8 +19,14 @@ class TaskSet:
     Python calling `Button.click()`), the coroutine runs on its own loop in a thread.
     """
 
-    def __init__(self, on_error: Callable[[BaseException], None]) -> None:
+    def __init__(
+        self,
+        on_error: Callable[[BaseException], None],
+        thread_cleanup: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """`thread_cleanup` runs on a thread's own loop before it closes (e.g. close clients)."""
         self._on_error = on_error
+        self._thread_cleanup = thread_cleanup
         self.tasks: set[asyncio.Task[Any]] = set()
         self.threads: set[threading.Thread] = set()
 
@@ -52,9 +58,16 @@ class TaskSet:
     def _in_thread(
         self, coro: Coroutine[Any, Any, Any], report: Callable[[BaseException], None]
     ) -> None:
+        async def run_then_clean_up() -> None:
+            try:
+                await coro
+            finally:
+                if self._thread_cleanup is not None:
+                    await self._thread_cleanup()
+
         def main() -> None:
             try:
-                asyncio.run(coro)
+                asyncio.run(run_then_clean_up())
             except BaseException as exc:  # reported, never lost
                 report(exc)
             finally:

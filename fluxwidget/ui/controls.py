@@ -34,6 +34,7 @@ CUSTOM_SIZE = "custom"
 _FIELDS = FluxLoraInput.model_fields
 _LABEL_STYLE = {"description_width": "110px"}
 _WIDE = "560px"
+_SLIDER = "460px"
 
 
 def size_label(name: str) -> str:
@@ -63,7 +64,12 @@ def build_control(name: str, info: FieldInfo) -> widgets.Widget:
     bounds = numeric_range(FluxLoraInput, name)
     if annotation is int and bounds is not None:
         return widgets.IntSlider(
-            value=default, min=int(bounds[0]), max=int(bounds[1]), continuous_update=False, **common
+            value=default,
+            min=int(bounds[0]),
+            max=int(bounds[1]),
+            continuous_update=False,
+            layout=widgets.Layout(width=_SLIDER),
+            **common,
         )
     if annotation is float and bounds is not None:
         return widgets.FloatSlider(
@@ -73,6 +79,7 @@ def build_control(name: str, info: FieldInfo) -> widgets.Widget:
             step=0.1,
             readout_format=".1f",
             continuous_update=False,
+            layout=widgets.Layout(width=_SLIDER),
             **common,
         )
     if annotation is str:
@@ -100,7 +107,10 @@ class ParameterForm:
         size = _FIELDS["image_size"]
         default_size = size.get_default()
         self.image_size = widgets.Dropdown(
-            options=size_options(), value=default_size, **_common(size, "image_size")
+            options=size_options(),
+            value=default_size,
+            layout=widgets.Layout(width="340px"),
+            **_common(size, "image_size"),
         )
         self.width = self._dimension("width")
         self.height = self._dimension("height")

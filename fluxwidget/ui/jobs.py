@@ -33,9 +33,12 @@ class JobRow:
     """The widgets of one job: label, status line, progress bar, Cancel and a log view."""
 
     def __init__(self, number: int, params: FluxLoraInput) -> None:
-        prompt = params.prompt if len(params.prompt) <= 40 else params.prompt[:39] + "…"
-        self.label = widgets.HTML(f"<b>#{number}</b> {muted(prompt)}")
-        self.status = widgets.HTML()
+        prompt = params.prompt if len(params.prompt) <= 32 else params.prompt[:31] + "…"
+        self.label = widgets.HTML(
+            f"<b>#{number}</b> {muted(prompt)}",
+            layout=widgets.Layout(width="260px", overflow="hidden"),
+        )
+        self.status = widgets.HTML(layout=widgets.Layout(flex="1 1 auto", min_width="320px"))
         self.note = widgets.HTML()
         self.progress = widgets.FloatProgress(
             value=0.0, min=0.0, max=1.0, layout=widgets.Layout(width="160px")

@@ -213,6 +213,8 @@ async def test_wrong_key_shows_401(emu: Emulator) -> None:
         text = panel.jobs[-1].row.text
         assert text.startswith("401: the key was refused — set FAL_KEY")
         assert panel.jobs[-1].row.state == "error"
+        assert await panel.jobs[-1].cancel() == "NOT_SUBMITTED"
+        assert "never submitted" in panel.jobs[-1].row.note.value
         with pytest.raises(AuthenticationError):
             await panel.generate()
         assert emu.submit_count == 0

@@ -156,8 +156,7 @@ class Job:
             self._follow(update)
             completed = completed or isinstance(update, Completed)
         self.finished_on_server = completed
-        # once COMPLETED was seen, fetch the result directly (no second wait)
-        output = await (self.handle.fetch_result() if completed else self.handle.result())
+        output = await self.handle.result()  # after COMPLETED: a single GET
         self.row.show("Fetching images…", "running", 1.0)
         images = []
         for index, image in enumerate(output.images):
@@ -204,6 +203,9 @@ class Job:
 
     async def cancel(self) -> str:
         """Ask fal to cancel; the answer is written under the status line and returned."""
+        if self.handle is None and self.finished:
+            self.row.show_note("Nothing to cancel: the job was never submitted")
+            return "NOT_SUBMITTED"
         if self.handle is None:
             self._cancel_wanted = True
             self.row.show_note("Cancel requested — sent as soon as the job is submitted")

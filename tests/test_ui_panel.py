@@ -15,7 +15,7 @@ from fluxwidget.client import FluxClient
 from fluxwidget.emulator import Emulator
 from fluxwidget.errors import AuthenticationError, CancelledError
 from fluxwidget.images import open_image, read_metadata
-from fluxwidget.schema import InputError
+from fluxwidget.schema import FluxLoraInput, InputError
 from fluxwidget.ui import FluxPanel
 from fluxwidget.ui.jobs import Job
 
@@ -275,6 +275,9 @@ async def test_set_rejects_invalid_values_and_changes_nothing(panel: FluxPanel) 
         panel.set(colour="red")
     assert panel.params.num_images == 2
     assert panel.params.guidance_scale == 3.5
+    whole = FluxLoraInput(prompt="whole", image_size=(320, 240), num_images=3, seed=1)
+    panel.set(whole)
+    assert panel.params == whole
 
 
 async def test_restore_and_reuse_seed(panel: FluxPanel) -> None:

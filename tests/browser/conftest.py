@@ -202,8 +202,11 @@ def chromium_executable() -> str:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_executable: str) -> Iterator[Browser]:
+    """Headless Chromium for one test module. Module scope on purpose: Playwright's sync API
+    keeps an asyncio loop running in this thread while it is open, which would break every
+    async test collected after the browser tests."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:

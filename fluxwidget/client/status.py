@@ -18,6 +18,8 @@ __all__ = [
     "StatusUpdate",
     "describe",
     "parse_status",
+    "queued_text",
+    "running_text",
     "step_progress",
 ]
 
@@ -112,17 +114,30 @@ def parse_status(data: dict[str, Any], request_id: str = "") -> StatusUpdate:
     raise ValueError(f"unknown status {status!r} from the server")
 
 
+def queued_text(position: int | None) -> str:
+    """``Queued — position 3``; position 0 is next in line."""
+    if position is None:
+        return "Queued"
+    if position <= 0:
+        return "Queued — next in line"
+    return f"Queued — position {position}"
+
+
+def running_text(elapsed: float | None = None, step: tuple[int, int] | None = None) -> str:
+    """``Running 4.2 s — step 12/28`` (each part only when known)."""
+    text = "Running" + (f" {elapsed:.1f} s" if elapsed is not None else "")
+    if step is not None:
+        text += f" — step {step[0]}/{step[1]}"
+    return text
+
+
 def describe(update: StatusUpdate, elapsed: float | None = None) -> str:
     """A one-line, plain-text account of an update: "Queued — position 3", "Running 4.2 s —
     step 12/28", "Completed (inference 6.1 s)". Callers escape it before showing it as HTML."""
     if isinstance(update, Queued):
-        where = f" — position {update.position}" if update.position is not None else ""
-        return f"Queued{where}"
+        return queued_text(update.position)
     if isinstance(update, InProgress):
-        text = "Running" + (f" {elapsed:.1f} s" if elapsed is not None else "")
-        if update.step is not None:
-            text += f" — step {update.step[0]}/{update.step[1]}"
-        return text
+        return running_text(elapsed, update.step)
     text = "Completed"
     if update.inference_time is not None:
         text += f" (inference {update.inference_time:.1f} s)"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..client.status import queued_text, running_text
 from ..errors import AuthenticationError, FalError
 from ..schema import FieldProblem, InputError
 
@@ -20,23 +21,6 @@ SUBMITTING = "Submitting…"
 
 def _seconds(value: float) -> str:
     return f"{value:.1f} s"
-
-
-def queued_text(position: int | None) -> str:
-    """``Queued — position 3``; position 0 is next in line."""
-    if position is None:
-        return "Queued"
-    if position <= 0:
-        return "Queued — next in line"
-    return f"Queued — position {position}"
-
-
-def running_text(elapsed: float, step: tuple[int, int] | None = None) -> str:
-    """``Running 4.2 s — step 12/28`` (the step part only when the logs say)."""
-    text = f"Running {_seconds(elapsed)}"
-    if step is not None:
-        text += f" — step {step[0]}/{step[1]}"
-    return text
 
 
 def done_text(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,19 +18,6 @@ from fluxwidget.emulator.render import RENDER_MAX_SIDE, RenderSpec, canvas_size,
 from fluxwidget.schema import PRESET_SIZES
 
 APP = "/fal-ai/flux-lora"
-
-
-@pytest.fixture(scope="module")
-def emu() -> Iterator[Emulator]:
-    with Emulator(workers=4, seconds_per_step=0.001) as emulator:
-        yield emulator
-
-
-@pytest.fixture(scope="module")
-def http(emu: Emulator) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Key {emu.api_key}"}
-    with httpx.Client(base_url=emu.url, headers=headers, timeout=10) as client:
-        yield client
 
 
 def generate(http: httpx.Client, **fields: Any) -> dict[str, Any]:

@@ -6,7 +6,6 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -15,26 +14,6 @@ import pytest
 from fluxwidget.emulator import Emulator
 
 APP = "/fal-ai/flux-lora"
-
-
-@pytest.fixture(scope="module")
-def emu_module() -> Iterator[Emulator]:
-    with Emulator(workers=4, seconds_per_step=0.002) as emu:
-        yield emu
-
-
-@pytest.fixture
-def emu(emu_module: Emulator) -> Iterator[Emulator]:
-    emu_module.clear_faults()
-    yield emu_module
-    emu_module.clear_faults()
-
-
-@pytest.fixture
-def http(emu: Emulator) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Key {emu.api_key}"}
-    with httpx.Client(base_url=emu.url, headers=headers, timeout=10) as client:
-        yield client
 
 
 def client_for(emu: Emulator) -> httpx.Client:

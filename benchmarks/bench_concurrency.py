@@ -32,7 +32,7 @@ from fluxwidget.schema import FluxLoraOutput
 
 def peak_running(emu: Emulator, since: int) -> int:
     """Most jobs in progress at once among the jobs submitted after the first `since`."""
-    jobs = list(emu._scheduler.jobs.values())[since:]  # private: the only place with timestamps
+    jobs = list(emu.jobs.values())[since:]
     edges: list[tuple[float, int]] = []
     for job in jobs:
         assert job.started_at is not None
@@ -88,7 +88,7 @@ async def run(args: argparse.Namespace) -> None:
             shift = repeat % len(names)
             for name in names[shift:] + names[:shift]:
                 client, runner = modes[name]
-                since_jobs, since_calls = len(emu._scheduler.jobs), len(emu.calls)
+                since_jobs, since_calls = len(emu.jobs), len(emu.calls)
                 start = time.monotonic()
                 outputs = await runner(client, args.jobs, args.steps)
                 walls.setdefault(name, []).append(time.monotonic() - start)

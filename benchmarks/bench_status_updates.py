@@ -68,7 +68,8 @@ async def one_job(emu: Emulator, client: FluxClient, steps: int, seed: int) -> S
     wall = time.monotonic() - start
     calls = Counter(route_of(path) for _method, path, _code in emu.calls[before:])
     ((request_id, seen_at),) = seen.items()
-    job = emu._scheduler.jobs[request_id]  # private: the only place with timestamps
+    job = emu.job(request_id)
+    assert job is not None
     assert job.completed_at is not None
     assert job.started_at is not None
     return Sample(

@@ -22,6 +22,7 @@ from PIL import Image
 __all__ = [
     "METADATA_KEY",
     "decode_data_uri",
+    "image_size",
     "open_image",
     "read_metadata",
     "save_image",
@@ -57,9 +58,21 @@ def open_image(data: bytes) -> Image.Image:
     return image
 
 
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) read from the image header, without decoding the pixels."""
+    with Image.open(io.BytesIO(data)) as image:
+        width, height = image.size
+    return int(width), int(height)
+
+
 def thumbnail(data: bytes, max_side: int = 256, quality: int = 85) -> bytes:
-    """A JPEG thumbnail whose longer side is at most `max_side` pixels."""
-    image = open_image(data)
+    """A JPEG thumbnail whose longer side is at most `max_side` pixels.
+
+    A JPEG is decoded at a reduced scale (Pillow's draft mode), which is much cheaper than
+    decoding it at full size and shrinking it.
+    """
+    image: Image.Image = Image.open(io.BytesIO(data))
+    image.draft("RGB", (max_side, max_side))
     image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGB")

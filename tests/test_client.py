@@ -14,7 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fluxwidget.client import Completed, FluxClient, InProgress, Queued, RetryPolicy
+from fluxwidget.client import (
+    Completed,
+    FluxClient,
+    InProgress,
+    Queued,
+    RequestHandle,
+    RetryPolicy,
+    StatusUpdate,
+)
 from fluxwidget.emulator import Emulator
 from fluxwidget.errors import (
     AuthenticationError,
@@ -397,3 +405,20 @@ def test_error_bodies_that_echo_the_key_are_redacted() -> None:
     assert secret not in str(error)
     assert "***" in str(error)
     assert json.dumps({"status": error.status_code}) == '{"status": 401}'
+
+
+async def test_a_polling_job_moves_to_the_stream_when_a_slot_frees() -> None:
+    with Emulator(workers=2, seconds_per_step=0.01) as emu:
+        async with client_for(emu, max_streams=1, poll_interval=0.02) as client:
+            short = await client.submit(prompt="short", num_inference_steps=3)
+            long = await client.submit(prompt="long", num_inference_steps=40)
+
+            async def follow(handle: RequestHandle) -> list[StatusUpdate]:
+                return [u async for u in handle.updates()]
+
+            short_updates, long_updates = await asyncio.gather(follow(short), follow(long))
+        assert isinstance(short_updates[-1], Completed)
+        assert isinstance(long_updates[-1], Completed)
+        streams = {p.split("/")[-3] for _, p, _ in emu.calls if p.endswith("/status/stream")}
+        assert streams == {short.request_id, long.request_id}  # the long one upgraded
+        assert paths(emu, "GET", f"{long.request_id}/status")  # after polling first

@@ -26,6 +26,19 @@ log = logging.getLogger("fluxwidget.client")
 UpdateCallback = Callable[[StatusUpdate], Awaitable[None] | None]
 
 
+class _StreamUnusable(Exception):
+    """The server answered the status stream with something other than a full stream."""
+
+
+_STREAM_FAILURES = (
+    _StreamUnusable,
+    httpx.TransportError,
+    SSEError,
+    json.JSONDecodeError,
+    ValueError,
+)
+
+
 def _fingerprint(update: StatusUpdate) -> tuple[Any, ...]:
     if isinstance(update, Queued):
         return ("queued", update.position)
@@ -82,7 +95,8 @@ class RequestHandle:
         return update
 
     async def _stream(self, logs: bool) -> AsyncIterator[StatusUpdate]:
-        """Updates from the SSE stream; returns early (without raising) if it is unusable."""
+        """Updates from the SSE stream. Yields nothing when every stream slot is taken; raises
+        `_StreamUnusable` when the server will not stream (the caller then only polls)."""
         params = {"logs": "1" if logs else "0"}
         async with self._client._transport.stream(
             f"{self.status_url}/stream", params=params
@@ -93,8 +107,7 @@ class RequestHandle:
                 await source.response.aread()
                 raise self._error(source.response)
             if source.response.status_code != 200:
-                log.info("status stream answered %d; polling", source.response.status_code)
-                return
+                raise _StreamUnusable(f"HTTP {source.response.status_code}")
             async for event in source.aiter_sse():
                 if not event.data:
                     continue
@@ -104,29 +117,33 @@ class RequestHandle:
                 yield update
                 if isinstance(update, Completed):
                     return
+            raise _StreamUnusable("the stream ended before COMPLETED")
 
     async def updates(self, *, logs: bool = True) -> AsyncIterator[StatusUpdate]:
         """Status updates as they change, ending with `Completed`.
 
-        Uses the SSE status stream while a stream slot is free, and falls back to polling (with a
-        bounded backoff) when the stream is unavailable or breaks.
+        Uses the SSE status stream whenever a stream slot is free (a job that had to poll moves
+        to the stream as soon as one frees up), and polls with a bounded backoff otherwise, or
+        for good once the stream has failed for this request.
         """
-        seen: tuple[Any, ...] | None = None
         if self.completed is not None:
             yield self.completed
             return
-        if self._client.use_sse:
-            try:
-                async for update in self._stream(logs):
-                    if _fingerprint(update) != seen:
-                        seen = _fingerprint(update)
-                        yield update
-                    if isinstance(update, Completed):
-                        return
-            except (httpx.TransportError, SSEError, json.JSONDecodeError, ValueError) as exc:
-                log.info("status stream failed (%s); polling", type(exc).__name__)
+        seen: tuple[Any, ...] | None = None
+        stream_ok = self._client.use_sse
         interval = self._client.poll_interval
         while True:
+            if stream_ok:
+                try:
+                    async for update in self._stream(logs):
+                        if _fingerprint(update) != seen:
+                            seen = _fingerprint(update)
+                            yield update
+                        if isinstance(update, Completed):
+                            return
+                except _STREAM_FAILURES as exc:
+                    log.info("status stream unusable (%s); polling", exc or type(exc).__name__)
+                    stream_ok = False
             update = await self.status(logs=logs)
             if _fingerprint(update) != seen:
                 seen = _fingerprint(update)

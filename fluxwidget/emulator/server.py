@@ -74,6 +74,10 @@ class JobInfo:
     cancel_requested: bool
     result_status: int | None
     """The status code the result call answers once completed, else None."""
+    submitted_at: float
+    """`time.monotonic()` when the job was accepted (same clock as the two below)."""
+    started_at: float | None
+    completed_at: float | None
 
 
 def _snapshot(scheduler: Scheduler, job: Job) -> JobInfo:
@@ -88,6 +92,9 @@ def _snapshot(scheduler: Scheduler, job: Job) -> JobInfo:
         logs=tuple(entry["message"] for entry in job.logs),
         cancel_requested=job.cancel_requested,
         result_status=job.outcome.status_code if job.outcome else None,
+        submitted_at=job.submitted_at,
+        started_at=job.started_at,
+        completed_at=job.completed_at,
     )
 
 

@@ -82,11 +82,10 @@ class JobRow:
 
 
 def prepare_image(index: int, data: bytes, content_type: str | None, nsfw: bool) -> ImageRecord:
-    """Decode once for the size and make the thumbnail (CPU work: run it in a thread)."""
+    """Read the size from the header and make the thumbnail (CPU work: run it in a thread)."""
     from .. import images
 
-    with images.open_image(data) as picture:
-        width, height = picture.size
+    width, height = images.image_size(data)
     thumb = images.thumbnail(data, max_side=256)
     return ImageRecord(index, data, thumb, width, height, content_type, nsfw)
 

@@ -53,8 +53,9 @@ class Executed:
         return dict(state)
 
 
-def kernel_environment(workdir: Path) -> dict[str, str]:
-    """The kernel's environment: no fal key (so: the emulator), IPython state kept in workdir."""
+def kernel_environment(workdir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The kernel's environment: no fal key (so: the emulator) unless ``extra`` sets one, IPython
+    state kept in workdir."""
     env = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES}
     for name in ("FLUXWIDGET_BASE_URL", "FLUXWIDGET_AUTH_SCHEME", "JUPYTER_PATH"):
         env.pop(name, None)
@@ -63,6 +64,7 @@ def kernel_environment(workdir: Path) -> dict[str, str]:
     env["IPYTHONDIR"] = str(ipython)
     env["PYDEVD_DISABLE_FILE_VALIDATION"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
     return env
 
 
@@ -81,8 +83,15 @@ def kernel_manager(python: str, workdir: Path) -> KernelManager:
     return KernelManager(kernel_name="python3", kernel_spec_manager=specs)
 
 
-def execute_notebook(path: Path, workdir: Path, python: str | None = None) -> Executed:
+def execute_notebook(
+    path: Path,
+    workdir: Path,
+    python: str | None = None,
+    env: dict[str, str] | None = None,
+) -> Executed:
     """Run ``path`` top to bottom in ``workdir`` (a copy; cwd of the kernel) and return it.
+
+    ``env`` adds to the kernel's environment (a fake key, say): its values count as secrets.
 
     Raises nbclient's CellExecutionError on the first failing cell.
     """
@@ -102,7 +111,7 @@ def execute_notebook(path: Path, workdir: Path, python: str | None = None) -> Ex
         allow_errors=False,
         record_timing=False,
     )
-    client.execute(env=kernel_environment(workdir))
+    client.execute(env=kernel_environment(workdir, env))
 
     probe = nb.cells.pop()
     printed = "".join(out.get("text", "") for out in probe.get("outputs", []))
@@ -113,6 +122,7 @@ def execute_notebook(path: Path, workdir: Path, python: str | None = None) -> Ex
     ]
     assert secrets, f"the key probe printed nothing: {printed!r}"
     assert all(secrets), f"the key probe printed an empty key: {printed!r}"
+    secrets += [value for value in (env or {}).values() if value]
     nbformat.write(nb, copy)
     return Executed(notebook=nb, secrets=secrets, workdir=workdir)
 

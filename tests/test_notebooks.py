@@ -67,3 +67,13 @@ def test_runs_top_to_bottom_on_the_emulator(path: Path, tmp_path: Path) -> None:
     if path.name == "quickstart.ipynb":
         # The panel was displayed and its state saved: the key check above looked at it.
         assert executed.widget_state(), "the quickstart saved no widget state"
+
+
+def test_quickstart_with_a_key_saves_no_key(tmp_path: Path) -> None:
+    """With FAL_KEY set the panel holds a real client; the key must stay out of widget state."""
+    fake_key = "fluxwidget-test-key-id:fluxwidget-test-key-secret-3f9a"
+    path = NOTEBOOKS_DIR / "quickstart.ipynb"
+    executed = execute_notebook(path, tmp_path / "with-key", env={"FAL_KEY": fake_key})
+    assert executed.widget_state(), "the quickstart saved no widget state"
+    assert_no_key_material(executed)
+    assert "fluxwidget-test-key-secret" not in executed.text()

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
-pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
 NUM_IMAGES = 2
 SEED = 7  # a fixed seed makes the placeholder images, and so the screenshot, repeatable

@@ -96,9 +96,10 @@ and nothing is billed. A banner on the panel says when it is in use.
 - **On your machine:** set the key in the shell before starting Jupyter:
   `export FAL_KEY="key_id:key_secret"` then `make demo` (or `jupyter lab`).
   `FAL_KEY_ID` + `FAL_KEY_SECRET` work too.
-- **On Binder** (public, no secrets): type the key into the panel's **password field**. It is kept
-  in this kernel's memory for the session and cleared from the widget at once, so it never ends up
-  in the saved notebook. Or use the opt-in `getpass` cell below.
+- **On Binder** (public, no secrets): paste the key into the panel's **fal key** field and press
+  Enter. The panel keeps it in Python only, for as long as the kernel runs, and clears the field
+  at once, so the key never ends up in the saved notebook. Or use the opt-in `getpass` cell below
+  (before the panel cell), which sets `FAL_KEY` for this kernel.
 - Never write a key into a cell: notebooks get shared.
 """
     ),

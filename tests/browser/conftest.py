@@ -49,7 +49,7 @@ KEY_VARIABLES = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET")
 SERVER_START_TIMEOUT = 60.0
 
 Flavour = Literal["lab", "notebook"]
-JupyterServerFactory = Callable[[Flavour, Path], "JupyterServer"]
+JupyterServerFactory = Callable[..., "JupyterServer"]
 
 
 def _unavailable(reason: str) -> None:
@@ -83,6 +83,7 @@ class JupyterServer:
     flavour: Flavour
     root: Path
     port: int = field(default_factory=free_port)
+    save_widget_state: bool = False
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
 
@@ -110,6 +111,11 @@ class JupyterServer:
         (notification / "notification.jupyterlab-settings").write_text(
             '{"fetchNews": "false", "checkForUpdates": false}'
         )
+        if self.save_widget_state:
+            # What a user turns on with Settings → "Save Widget State Automatically".
+            manager = dirs["JUPYTERLAB_SETTINGS_DIR"] / "@jupyter-widgets" / "jupyterlab-manager"
+            manager.mkdir(parents=True, exist_ok=True)
+            (manager / "plugin.jupyterlab-settings").write_text('{"saveState": true}')
         # Only the venv's own kernelspec (whose "python" is this interpreter) is visible.
         env.pop("JUPYTER_PATH", None)
         env["PYTHONUNBUFFERED"] = "1"
@@ -246,8 +252,8 @@ def notebook_root(tmp_path: Path) -> Path:
 def jupyter_factory() -> Iterator[JupyterServerFactory]:
     servers: list[JupyterServer] = []
 
-    def start(flavour: Flavour, root: Path) -> JupyterServer:
-        server = JupyterServer(flavour=flavour, root=root)
+    def start(flavour: Flavour, root: Path, *, save_widget_state: bool = False) -> JupyterServer:
+        server = JupyterServer(flavour=flavour, root=root, save_widget_state=save_widget_state)
         servers.append(server)
         server.start()
         return server

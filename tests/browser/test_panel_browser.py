@@ -6,6 +6,7 @@ the panel's grid — on the emulator, since the server runs without a key.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ GENERATE_TIMEOUT_MS = 60_000
 # The panel is the output holding the Generate button; its image grid is the only GridBox in it
 # with images (the full-size viewer is a VBox and stays hidden).
 GENERATE_BUTTON = "button.jupyter-button:has-text('Generate')"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 PANEL = f".jp-OutputArea-output:has({GENERATE_BUTTON})"
 GRID_IMAGES = ".widget-gridbox img.widget-image"
 
@@ -176,3 +178,45 @@ def test_quickstart_generates_in_browser(
     # The README shows the panel with its results, made by this test in JupyterLab.
     if flavour == "lab" and update_if_changed(shot, REPO_ROOT / "docs" / "screenshot-panel.png"):
         print("docs/screenshot-panel.png updated")
+
+
+def test_key_typed_in_the_browser_never_reaches_the_saved_notebook(
+    page: Page,
+    notebook_root: Path,
+    jupyter_factory: JupyterServerFactory,
+    artifacts_dir: Path,
+) -> None:
+    """Paste a key into the panel's key field, then save the notebook with JupyterLab's "save
+    widget state" on: the key is gone from the page and absent from the file on disk."""
+    fake_key = "browser-test-key-id:browser-test-key-secret-7c1e"
+    server = jupyter_factory("lab", notebook_root, save_widget_state=True)
+    try:
+        page.goto(server.url + URL_PATHS["lab"], wait_until="domcontentloaded")
+        wait_for_idle_kernel(page)
+        run_all_cells(page)
+        panel = page.locator(PANEL).first
+        panel.wait_for(state="visible", timeout=KERNEL_TIMEOUT_MS)
+        wait_for_idle_kernel(page)
+
+        field = panel.locator("input[type=password]").first
+        field.fill(fake_key)
+        field.press("Enter")
+        panel.get_by_text("Key set").first.wait_for(timeout=10_000)
+        assert field.input_value() == ""
+        assert "browser-test-key-secret" not in page.content()
+
+        page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+        saved = notebook_root / "quickstart.ipynb"
+        page.wait_for_function(
+            "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=10_000
+        )
+        text = saved.read_text()
+        assert "browser-test-key-secret" not in text
+        state = json.loads(text)["metadata"]["widgets"][WIDGET_STATE]["state"]
+        passwords = [m["state"] for m in state.values() if m["model_name"] == "PasswordModel"]
+        assert passwords, "the key field's state was not saved, so this proves nothing"
+        assert all(p.get("value", "") == "" for p in passwords)
+    except Exception:
+        page.screenshot(path=str(artifacts_dir / "lab-key-failure.png"))
+        print(server.log_tail())
+        raise

@@ -118,6 +118,27 @@ def test_binder_files() -> None:
 
 
 @pytest.mark.timeout(INSTALL_TIMEOUT + 60)
+def _name(requirement: str) -> str:
+    """The normalised project name of a requirement line (PEP 503)."""
+    match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement.strip())
+    assert match, requirement
+    return re.sub(r"[-_.]+", "-", match.group(0)).lower()
+
+
+def test_every_runtime_dependency_is_pinned_for_binder() -> None:
+    """A dependency added to pyproject.toml but not to binder/requirements.txt would still be
+    installed there (through ``-e .``), just unpinned: keep the two in step."""
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {_name(dep) for dep in project["dependencies"]}
+    pinned = {
+        _name(line)
+        for line in (BINDER / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.lstrip().startswith("#")
+    }
+    assert not wanted - pinned, f"pin these in binder/requirements.txt: {sorted(wanted - pinned)}"
+
+
 def test_binder_environment_has_the_package(binder_python: str) -> None:
     probe = subprocess.run(
         [

@@ -165,6 +165,7 @@ dedicated sweep feature will follow; this is what the client and the images help
         """
 import asyncio
 import tempfile
+from html import escape
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -203,7 +204,8 @@ async def run_side_by_side(label: str, values: list, inputs: list[FluxLoraInput]
             used = {"input": request.to_payload(), "seed": result.seed, "timings": result.timings}
             save_image(data, path, used)
             if index == 0:
-                caption = widgets.HTML(f"<b>{label} = {value}</b><br><small>{path.name}</small>")
+                text = f"<b>{escape(label)} = {escape(str(value))}</b>"
+                caption = widgets.HTML(f"{text}<br><small>{escape(path.name)}</small>")
                 picture = widgets.Image(value=thumbnail(data), format="jpeg")
                 tiles.append(widgets.VBox([picture, caption]))
     columns = "repeat(auto-fill, minmax(180px, 1fr))"
@@ -223,6 +225,31 @@ submitted at once and run side by side (the client limits how many requests are 
 guidance_values = [2.0, 3.5, 5.0, 8.0]
 inputs = [FluxLoraInput(**BASE, guidance_scale=g) for g in guidance_values]
 await run_side_by_side("guidance_scale", guidance_values, inputs)
+"""
+    ),
+    md(
+        """
+### The same, in the panel's image grid
+
+`panel.generate(**params)` sets the controls and starts a job at once, so `asyncio.gather` over
+it runs the jobs side by side: each gets its own status row, and the images land in the panel's
+grid with a caption, full-size view, **Save** (with metadata) and a history entry that restores
+its parameters.
+"""
+    ),
+    code(
+        """
+from fluxwidget import FluxPanel
+
+panel = FluxPanel(client=client)
+panel.set(**BASE)
+panel
+"""
+    ),
+    code(
+        """
+outputs = await asyncio.gather(*(panel.generate(guidance_scale=g) for g in guidance_values))
+[(run.params.guidance_scale, run.output.seed) for run in panel.runs]
 """
     ),
     md(

@@ -29,6 +29,8 @@ except ImportError:  # pragma: no cover
         execute_notebook,
     )
 
+pytestmark = pytest.mark.slow
+
 BINDER = REPO_ROOT / "binder"
 INSTALL_TIMEOUT = 600
 

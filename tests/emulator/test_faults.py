@@ -260,6 +260,8 @@ def test_serve_prints_url_and_key_then_stops_on_ctrl_c() -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # a background job starts with SIGINT ignored, and children inherit that: restore it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     ) as proc:
         try:
             assert proc.stdout is not None

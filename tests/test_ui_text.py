@@ -8,12 +8,13 @@ import shlex
 
 import pytest
 
+from fluxwidget.client import key_from_environment
 from fluxwidget.errors import AuthenticationError, FalError, ValidationFailedError
 from fluxwidget.schema import FieldProblem, FluxLoraInput, InputError, validate_input
 from fluxwidget.ui import codegen, status
 from fluxwidget.ui.controls import size_options
 from fluxwidget.ui.grid import caption
-from fluxwidget.ui.keys import banner_html, env_has_key
+from fluxwidget.ui.keys import banner_html
 
 SECRET = "key-id:very-secret-value"
 
@@ -104,10 +105,10 @@ def test_size_options_and_caption() -> None:
 
 
 def test_env_key_and_banner() -> None:
-    assert not env_has_key({})
-    assert env_has_key({"FAL_KEY": "x"})
-    assert not env_has_key({"FAL_KEY_ID": "a"})
-    assert env_has_key({"FAL_KEY_ID": "a", "FAL_KEY_SECRET": "b"})
+    assert key_from_environment({}) is None
+    assert key_from_environment({"FAL_KEY": "x"}) == "x"
+    assert key_from_environment({"FAL_KEY_ID": "a"}) is None
+    assert key_from_environment({"FAL_KEY_ID": "a", "FAL_KEY_SECRET": "b"}) == "a:b"
     offline = banner_html("emulator", "http://127.0.0.1:1", "fal-ai/flux-lora")
     assert "emulator" in offline
     assert "FAL_KEY" in offline

@@ -15,6 +15,7 @@ Environment variables (arguments win over them):
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal, cast
 from urllib.parse import urlsplit
@@ -35,13 +36,14 @@ are on the base URL's host, else URLs built on the base URL (a proxy that hands 
 """
 
 
-def key_from_environment() -> str | None:
-    """``FAL_KEY``, else ``FAL_KEY_ID:FAL_KEY_SECRET``, else None."""
-    key = os.environ.get("FAL_KEY", "").strip()
+def key_from_environment(environ: Mapping[str, str] | None = None) -> str | None:
+    """``FAL_KEY``, else ``FAL_KEY_ID:FAL_KEY_SECRET``, else None (from `environ` or os.environ)."""
+    env = os.environ if environ is None else environ
+    key = env.get("FAL_KEY", "").strip()
     if key:
         return key
-    key_id = os.environ.get("FAL_KEY_ID", "").strip()
-    secret = os.environ.get("FAL_KEY_SECRET", "").strip()
+    key_id = env.get("FAL_KEY_ID", "").strip()
+    secret = env.get("FAL_KEY_SECRET", "").strip()
     return f"{key_id}:{secret}" if key_id and secret else None
 
 

@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
 
 from ._widgets import esc
 
-__all__ = ["KeyBox", "banner_html", "env_has_key"]
-
-
-def env_has_key(environ: Mapping[str, str] | None = None) -> bool:
-    """True when FAL_KEY, or FAL_KEY_ID and FAL_KEY_SECRET, are set."""
-    env = os.environ if environ is None else environ
-    return bool(env.get("FAL_KEY")) or bool(env.get("FAL_KEY_ID") and env.get("FAL_KEY_SECRET"))
+__all__ = ["KeyBox", "banner_html"]
 
 
 def banner_html(mode: str, base_url: str, endpoint: str) -> str:

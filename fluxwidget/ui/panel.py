@@ -17,7 +17,7 @@ from .controls import ParameterForm
 from .grid import ResultGrid
 from .history import HistoryView, restore_values
 from .jobs import Job
-from .keys import KeyBox, banner_html, env_has_key
+from .keys import KeyBox, banner_html
 from .records import RunRecord
 from .status import error_text
 from .tasks import TaskSet
@@ -286,11 +286,9 @@ class FluxPanel:
 def _choose_client(client: ClientLike | None, api_key: str | None) -> tuple[ClientLike, str]:
     if client is not None:
         return client, "client"
-    from ..client import FluxClient
+    from ..client import FluxClient, key_from_environment
+    from ..defaults import emulator_client
 
-    if api_key is not None or env_has_key():
+    if api_key is not None or key_from_environment() is not None:
         return FluxClient(api_key=api_key), "fal"
-    from ..emulator import shared_emulator
-
-    emulator = shared_emulator()
-    return FluxClient(api_key=emulator.api_key, base_url=emulator.url), "emulator"
+    return emulator_client(), "emulator"

@@ -94,7 +94,7 @@ and nothing is billed. A banner on the panel says when it is in use.
 ## Using your fal key
 
 - **On your machine:** set the key in the shell before starting Jupyter:
-  `export FAL_KEY="key_id:key_secret"` then `make demo` (or `jupyter lab`).
+  `export FAL_KEY="<key_id>:<key_secret>"` then `make demo` (or `jupyter lab`).
   `FAL_KEY_ID` + `FAL_KEY_SECRET` work too.
 - **On Binder** (public, no secrets): paste the key into the panel's **fal key** field and press
   Enter. The panel keeps it in Python only, for as long as the kernel runs, and clears the field

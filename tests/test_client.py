@@ -327,6 +327,9 @@ async def test_request_id_is_journaled_before_waiting_and_recoverable(
         result = await again.handle(handle.request_id).result()
     assert result.seed == 3
     assert Journal(isolated_env).pending() == []
+    completed = Journal(isolated_env).records()[-1]
+    assert completed["event"] == "completed"
+    assert completed["image_urls"] == [image.url for image in result.images]
 
 
 async def test_concurrent_jobs_share_the_limit(emu: Emulator) -> None:

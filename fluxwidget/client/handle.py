@@ -181,7 +181,9 @@ class RequestHandle:
             )
             raise error
         output = FluxLoraOutput.model_validate(response.json())
-        await self._client._record("completed", self.request_id, images=len(output.images))
+        # the image URLs (not inline data: URIs) stay on fal's CDN after the result expires
+        urls = [image.url for image in output.images if not image.url.startswith("data:")]
+        await self._client._record("completed", self.request_id, image_urls=urls, seed=output.seed)
         return output
 
     async def result(self, on_update: UpdateCallback | None = None) -> FluxLoraOutput:

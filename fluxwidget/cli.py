@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -97,19 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextlib.contextmanager
-def _client_for(args: argparse.Namespace, **options: Any) -> Iterator[FluxClient]:
-    if not args.emulator:
-        yield FluxClient(
-            base_url=args.base_url, auth_scheme=args.auth_scheme, endpoint=args.endpoint, **options
-        )
-        return
-    from .emulator import Emulator
+@contextlib.asynccontextmanager
+async def _client_for(args: argparse.Namespace, **options: Any) -> AsyncIterator[FluxClient]:
+    """The client the arguments ask for (on a private emulator with --emulator), closed after."""
+    async with contextlib.AsyncExitStack() as stack:
+        if args.emulator:
+            from .emulator import Emulator
 
-    with Emulator() as emulator:
-        yield FluxClient(
-            api_key=emulator.api_key, base_url=emulator.url, endpoint=args.endpoint, **options
-        )
+            emulator = stack.enter_context(Emulator())
+            options.update(api_key=emulator.api_key, base_url=emulator.url)
+        else:
+            options.update(base_url=args.base_url, auth_scheme=args.auth_scheme)
+        yield await stack.enter_async_context(FluxClient(endpoint=args.endpoint, **options))
 
 
 class _Progress:
@@ -178,10 +177,10 @@ async def _generate(args: argparse.Namespace) -> int:
         "sync_mode": args.sync_mode,
     }
     progress = _Progress(sys.stderr, enabled=not args.quiet)
-    with _client_for(args) as client:
+    async with _client_for(args) as client:
+        handle = await client.submit(**fields)
+        print(f"request {handle.request_id}", file=sys.stderr)
         try:
-            handle = await client.submit(**fields)
-            print(f"request {handle.request_id}", file=sys.stderr)
             output = await asyncio.wait_for(handle.result(progress), args.timeout)
         except asyncio.TimeoutError:
             await handle.cancel_quietly()
@@ -191,12 +190,10 @@ async def _generate(args: argparse.Namespace) -> int:
         except asyncio.CancelledError:
             await asyncio.shield(handle.cancel_quietly())
             raise
-        finally:
-            progress.close()
+        progress.close()
         payload = handle.input.to_payload() if handle.input else fields
         for path in await _save_outputs(client, output, args.out, handle.request_id, payload):
             print(path)
-        await client.aclose()
     return 0
 
 
@@ -207,7 +204,7 @@ async def _recover(args: argparse.Namespace) -> int:
         print(f"nothing to recover in {journal.path}", file=sys.stderr)
         return 0
     failures = 0
-    with _client_for(args, journal=journal) as client:
+    async with _client_for(args, journal=journal) as client:
         for record in pending:
             rid = record["request_id"]
             try:
@@ -217,7 +214,6 @@ async def _recover(args: argparse.Namespace) -> int:
             except FalError as exc:
                 failures += 1
                 print(f"fluxwidget: {rid}: {exc}", file=sys.stderr)
-        await client.aclose()
     return 1 if failures else 0
 
 

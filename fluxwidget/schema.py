@@ -285,7 +285,7 @@ def _dotted(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in {"ImageSize", "function-after[_prompt_not_blank(), str]"} or "[" in part:
+        elif part == "ImageSize" or "[" in part:
             continue  # pydantic's union-branch labels are noise to a person
         else:
             out += f".{part}" if out else part

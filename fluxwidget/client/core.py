@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import httpx
 
@@ -26,7 +25,6 @@ __all__ = ["FluxClient"]
 
 log = logging.getLogger("fluxwidget.client")
 
-T = TypeVar("T")
 SyncMode = Literal["thread", "nest_asyncio"]
 
 
@@ -283,9 +281,4 @@ class FluxClient:
                 await self.aclose()  # this loop's httpx client dies with the loop
 
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fluxwidget") as pool:
-            return pool.submit(_run_in_new_loop, run_and_close).result()
-
-
-def _run_in_new_loop(make: Any) -> Any:
-    coroutine: Coroutine[Any, Any, Any] = make()
-    return asyncio.run(coroutine)
+            return pool.submit(lambda: asyncio.run(run_and_close())).result()

@@ -111,10 +111,6 @@ class FluxClient:
             redact=self.__key,
         )
 
-    async def _record(self, event: str, request_id: str, **fields: Any) -> None:
-        if self.journal is not None:
-            await asyncio.to_thread(self.journal.append, event, request_id, **fields)
-
     # --- the protocol ---------------------------------------------------------------------
 
     async def submit(
@@ -124,12 +120,15 @@ class FluxClient:
         *,
         start_timeout: float | None = None,
         headers: dict[str, str] | None = None,
+        journal: Journal | None = None,
+        journal_fields: dict[str, Any] | None = None,
         **fields: Any,
     ) -> RequestHandle:
         """Validate the input (InputError before any request), submit it, journal the id.
 
         `start_timeout` sends ``X-Fal-Request-Timeout``: fal gives up (504, final) when the job
-        has not started by then.
+        has not started by then. `journal` (default: the client's) receives the request id,
+        fsynced, before this returns; `journal_fields` are added to each of its records.
         """
         params = validate_input(input, **fields)
         extra = dict(headers or {})
@@ -148,7 +147,8 @@ class FluxClient:
                 if maybe_sent
                 else f"could not connect to {self.config.base_url}"
             )
-            raise TransportError(f"{type(exc).__name__}: {why}") from None
+            message = f"{type(exc).__name__}: {why}"
+            raise TransportError(message, maybe_accepted=maybe_sent) from None
         if response.is_error:
             raise self._error(response)
         body = response.json()
@@ -160,10 +160,11 @@ class FluxClient:
             response_url=self.config.choose_url(body.get("response_url"), request_id, ""),
             cancel_url=self.config.choose_url(body.get("cancel_url"), request_id, "/cancel"),
             input=params,
+            journal=journal if journal is not None else self.journal,
+            journal_fields=journal_fields,
         )
-        await self._record(
+        await handle.record(
             "submitted",
-            request_id,
             endpoint=self.config.endpoint,
             base_url=self.config.base_url,
             status_url=handle.status_url,
@@ -173,14 +174,23 @@ class FluxClient:
         )
         return handle
 
-    def handle(self, request_id: str) -> RequestHandle:
-        """A handle for an earlier request, by id (URLs built on the base URL)."""
+    def handle(
+        self,
+        request_id: str,
+        *,
+        journal: Journal | None = None,
+        journal_fields: dict[str, Any] | None = None,
+    ) -> RequestHandle:
+        """A handle for an earlier request, by id (URLs built on the base URL); its events go
+        to `journal` (default: the client's)."""
         return RequestHandle(
             self,
             request_id,
             status_url=self.config.request_url(request_id, "/status"),
             response_url=self.config.request_url(request_id),
             cancel_url=self.config.request_url(request_id, "/cancel"),
+            journal=journal if journal is not None else self.journal,
+            journal_fields=journal_fields,
         )
 
     async def status(self, request_id: str, *, logs: bool = True) -> StatusUpdate:

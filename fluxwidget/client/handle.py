@@ -12,14 +12,22 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from httpx_sse import SSEError
 
-from ..errors import CancelledError, FalError, NotFoundError
+from ..errors import (
+    CancelledError,
+    FalError,
+    NotFoundError,
+    RequestTimeoutError,
+    ResultExpiredError,
+    ValidationFailedError,
+)
+from ..journal import Journal
 from ..schema import FluxLoraInput, FluxLoraOutput
 from .status import Completed, InProgress, Queued, StatusUpdate, parse_status
 
 if TYPE_CHECKING:
     from .core import FluxClient
 
-__all__ = ["RequestHandle", "UpdateCallback"]
+__all__ = ["RequestHandle", "UpdateCallback", "is_final_error"]
 
 log = logging.getLogger("fluxwidget.client")
 
@@ -47,6 +55,12 @@ def _fingerprint(update: StatusUpdate) -> tuple[Any, ...]:
     return ("completed",)
 
 
+def is_final_error(error: BaseException) -> bool:
+    """True for a job's error that asking again cannot change: the server refused the input
+    (422), the job never started in time (504 user timeout), or its result is gone."""
+    return isinstance(error, (ValidationFailedError, RequestTimeoutError, ResultExpiredError))
+
+
 class RequestHandle:
     """One queued request, by id. Get it from `FluxClient.submit` or `FluxClient.handle`."""
 
@@ -59,14 +73,20 @@ class RequestHandle:
         response_url: str,
         cancel_url: str,
         input: FluxLoraInput | None = None,
+        journal: Journal | None = None,
+        journal_fields: dict[str, Any] | None = None,
     ) -> None:
         self._client = client
+        self._journal = journal
+        self._journal_fields = dict(journal_fields or {})
         self.request_id = request_id
         self.status_url = status_url
         self.response_url = response_url
         self.cancel_url = cancel_url
         self.input = input
         self.completed: Completed | None = None
+        self.billable_units: float | None = None
+        """``x-fal-billable-units`` of the result reply, when the server sent it."""
         self._cancel_requested = False
 
     def __repr__(self) -> str:
@@ -77,6 +97,12 @@ class RequestHandle:
         return self._client._error(
             response, request_id=self.request_id, completed=bool(self.completed)
         )
+
+    async def record(self, event: str, **fields: Any) -> None:
+        """Append an event about this request to its journal (fsynced, in a thread)."""
+        if self._journal is not None:
+            merged = {**self._journal_fields, **fields}
+            await asyncio.to_thread(self._journal.append, event, self.request_id, **merged)
 
     async def status(self, *, logs: bool = True) -> StatusUpdate:
         """The current status (one GET)."""
@@ -174,16 +200,20 @@ class RequestHandle:
                 error = CancelledError(
                     "the job was cancelled", status_code=404, request_id=self.request_id
                 )
-            await self._client._record(
-                "cancelled" if isinstance(error, CancelledError) else "failed",
-                self.request_id,
-                error=str(error),
-            )
+            if isinstance(error, CancelledError):
+                await self.record("cancelled", error=str(error))
+            else:  # a transient error (5xx, ...) leaves the job to be collected again later
+                await self.record("failed", error=str(error), final=is_final_error(error))
             raise error
         output = FluxLoraOutput.model_validate(response.json())
+        units = response.headers.get("x-fal-billable-units")
+        try:
+            self.billable_units = float(units) if units is not None else None
+        except ValueError:
+            self.billable_units = None
         # the image URLs (not inline data: URIs) stay on fal's CDN after the result expires
         urls = [image.url for image in output.images if not image.url.startswith("data:")]
-        await self._client._record("completed", self.request_id, image_urls=urls, seed=output.seed)
+        await self.record("completed", image_urls=urls, seed=output.seed)
         return output
 
     async def result(self, on_update: UpdateCallback | None = None) -> FluxLoraOutput:
@@ -208,7 +238,7 @@ class RequestHandle:
         outcome = str(status or "OK")
         if outcome in ("CANCELLATION_REQUESTED", "OK"):
             self._cancel_requested = True
-            await self._client._record("cancel_requested", self.request_id)
+            await self.record("cancel_requested")
         return outcome
 
     async def cancel_quietly(self, timeout: float = 5.0) -> str | None:

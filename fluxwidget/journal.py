@@ -18,7 +18,7 @@ from typing import Any
 
 __all__ = ["Journal", "default_journal_path"]
 
-_TERMINAL = {"completed", "cancelled", "failed"}
+_TERMINAL = {"completed", "cancelled", "failed", "moved"}  # moved: into a run folder
 
 
 def default_journal_path() -> Path:

@@ -68,8 +68,8 @@ def _apply_event(jobs: dict[str, JobRecord], event: dict[str, Any]) -> None:
         record.state = "submitting"
     elif kind == "submitted" and event.get("request_id"):
         record.request_id = str(event["request_id"])
-        if record.state in ("pending", "submitting", "unknown"):
-            record.state = "queued"
+        if record.state in ("pending", "submitting", "unknown", "error"):
+            record.state, record.error, record.final = "queued", None, False
     elif kind == "completed":
         urls = event.get("image_urls")
         if isinstance(urls, list):

@@ -43,6 +43,7 @@ class FluxClient:
         auth_scheme: str | None = None,
         endpoint: str | None = None,
         url_mode: str | None = None,
+        platform_url: str | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         max_concurrency: int = 8,
@@ -54,7 +55,11 @@ class FluxClient:
         journal: Journal | str | Path | bool | None = None,
     ) -> None:
         self.config = ClientConfig.resolve(
-            base_url=base_url, endpoint=endpoint, auth_scheme=auth_scheme, url_mode=url_mode
+            base_url=base_url,
+            endpoint=endpoint,
+            auth_scheme=auth_scheme,
+            url_mode=url_mode,
+            platform_url=platform_url,
         )
         key = api_key if api_key is not None else key_from_environment()
         self.__key = key.strip() if key else None
@@ -247,6 +252,12 @@ class FluxClient:
         if response.is_error:
             raise self._error(response)
         return response.content
+
+    async def platform_get(self, path: str, params: dict[str, str]) -> httpx.Response:
+        """GET ``{config.platform_url}{path}`` with the key (fal's platform API, e.g. prices);
+        raises httpx's transport errors."""
+        url = f"{self.config.platform_url}{path}"
+        return await self._transport.request("GET", url, params=params)
 
     # --- blocking use ---------------------------------------------------------------------
 

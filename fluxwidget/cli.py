@@ -25,7 +25,7 @@ from .journal import Journal
 from .pipeline import JobPipeline
 from .records import JobRecord
 from .runs import Run, RunFolderError, default_runs_root
-from .schema import PRESET_SIZES, FluxLoraInput, allowed_values
+from .schema import FluxLoraInput, allowed_values, validate_input
 
 __all__ = ["build_parser", "main", "parse_lora", "parse_size"]
 
@@ -223,14 +223,14 @@ class StatusLine:
 
 
 async def _generate(args: argparse.Namespace) -> int:
-    params = FluxLoraInput.model_validate(input_fields(args))  # InputError before anything
-    run = (
-        Run.open_or_create(args.out, kind="generate")
-        if args.out is not None
-        else Run.create(kind="generate")
-    )
+    params = validate_input(input_fields(args))  # InputError before anything is sent
     status = StatusLine(sys.stderr, enabled=not args.quiet)
     async with client_for(args) as client:
+        run = (
+            Run.open_or_create(args.out, kind="generate")
+            if args.out is not None
+            else Run.create(kind="generate")
+        )
         pipeline = JobPipeline(client, run, on_change=status)
         record = pipeline.plan(params)
         try:
@@ -267,7 +267,8 @@ def _say_interrupted(records: list[JobRecord], run: Run) -> None:
 
 
 async def _recover(args: argparse.Namespace) -> int:
-    runs = _runs_to_recover(args.folder)
+    fresh_root = args.journal is not None and args.folder is not None and not args.folder.exists()
+    runs = [] if fresh_root else _runs_to_recover(args.folder)
     if args.journal is not None:
         runs.extend(_runs_from_journal(Journal(args.journal), args.folder))
     pending = [(run, record) for run in runs for record in run.active()]
@@ -360,5 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"fluxwidget: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"\nfluxwidget: interrupted after {time.monotonic() - started:.0f} s", file=sys.stderr)
+        print(
+            f"\nfluxwidget: interrupted after {time.monotonic() - started:.0f} s", file=sys.stderr
+        )
         return 130

@@ -138,7 +138,11 @@ class SweepRun:
     def confirm(self) -> SweepRun:
         """Confirm the cost and start."""
         self.confirmed = True
-        if self._task is not None and self._task.done() and isinstance(self.error, CostNotConfirmed):
+        if (
+            self._task is not None
+            and self._task.done()
+            and isinstance(self.error, CostNotConfirmed)
+        ):
             self._task = None
         self.error = None
         return self.start()
@@ -221,7 +225,7 @@ class SweepRun:
             from IPython.display import display
 
             self._shown_live = True
-            display(self)
+            display(self)  # type: ignore[no-untyped-call]
         return self.wait().__await__()
 
     def cancel_all(self) -> None:

@@ -132,7 +132,9 @@ async def run_sweep_command(args: argparse.Namespace) -> int:
         resumed = runner.progress().finished + sum(r.collectable for r in runner.records.values())
         print(f"run folder: {runner.run.path}", file=sys.stderr)
         if resumed:
-            print(f"resuming: {resumed} of {len(plan.cells)} cells already started", file=sys.stderr)
+            print(
+                f"resuming: {resumed} of {len(plan.cells)} cells already started", file=sys.stderr
+            )
         print(runner.estimate.describe(), file=sys.stderr)
         if runner.estimate.needs_confirmation(args.confirm_above) and not args.yes:
             if not sys.stdin.isatty():

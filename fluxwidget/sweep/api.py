@@ -327,7 +327,9 @@ def sweep(
     else:
         raise TypeError(f"base: {type(base).__name__} is not a prompt, a dict or FluxLoraInput")
     payload.update(fields)
-    plan = plan_sweep(payload, x, y, z, mode=mode, seed_mode=seed_mode, seed=seed)
+    if seed is not None:  # a seed the user gave is part of the definition (see definition_key)
+        payload["seed"] = seed
+    plan = plan_sweep(payload, x, y, z, mode=mode, seed_mode=seed_mode)
     if client is None:
         from ..defaults import default_client
 

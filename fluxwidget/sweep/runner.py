@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import inspect
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -86,6 +88,23 @@ class SweepProgress:
         return " · ".join(parts)
 
 
+def definition_key(plan: SweepPlan) -> str:
+    """What makes two sweeps the same sweep: the base input, the axes, the modes and any seed
+    the user gave — not seeds drawn at random (a resumed sweep reuses the stored ones)."""
+    explicit_seeds = plan.base.seed is not None or any(
+        axis is not None and axis.field == "seed" for axis in plan.axes
+    )
+    request = {
+        "base": plan.base.to_payload(),
+        "axes": [axis.to_json() if axis is not None else None for axis in plan.axes],
+        "mode": plan.mode,
+        "seed_mode": plan.seed_mode,
+        "seed": plan.seed if explicit_seeds else None,
+    }
+    text = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _stops_everything(exc: BaseException, plan: SweepPlan) -> str | None:
     """Why an error means no further cell can succeed (the account, the key, or an input that
     every cell shares), else None."""
@@ -126,7 +145,7 @@ class SweepRunner:
             client, self.run, on_change=self._cell_changed, on_image=self._image_saved
         )
         self.records: dict[str, JobRecord] = {}
-        for cell in plan.cells:
+        for cell in self.plan.cells:
             record = self.run.jobs.get(cell.id)
             if record is None:
                 record = self.pipeline.plan(
@@ -137,7 +156,7 @@ class SweepRunner:
             self.records[cell.id] = record
         self.run.save()  # every cell is in the manifest before the first submit
         self.estimate: CostEstimate = estimate_cost(
-            [cell.input for cell in plan.cells if self.records[cell.id].state == "pending"], price
+            [c.input for c in self.plan.cells if self.records[c.id].state == "pending"], price
         )
         self.stopped: str | None = None
         self.started_at: float | None = None
@@ -153,15 +172,18 @@ class SweepRunner:
         return f"SweepRunner({self.run.path}, {self.progress().describe()})"
 
     def _open_folder(self, out: str | Path | None, root: str | Path | None, force: bool) -> Run:
-        definition = {"sweep": self.plan.to_json(), "fingerprint": self.plan.fingerprint()}
+        key = definition_key(self.plan)
+        definition = {"sweep": self.plan.to_json(), "fingerprint": key}
         if out is None:
             return Run.create(root, kind="sweep", definition=definition)
         folder = Path(out)
         if not (folder / MANIFEST).exists():
             return Run.create(kind="sweep", definition=definition, path=folder)
         existing = Run.open(folder)
-        stored = (existing.definition or {}).get("fingerprint")
-        if existing.kind == "sweep" and stored == definition["fingerprint"]:
+        stored = existing.definition or {}
+        if existing.kind == "sweep" and stored.get("fingerprint") == key:
+            # the same request: run the stored plan, whose seeds were drawn the first time
+            self.plan = SweepPlan.from_json(stored["sweep"])
             return existing
         if not force:
             raise SweepFolderMismatch(

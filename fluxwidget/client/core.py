@@ -255,6 +255,8 @@ class FluxClient:
             request_id = body.get("request_id")
             if not isinstance(request_id, str) or not request_id:
                 raise ProtocolError("submit", "the reply has no 'request_id' string")
+            if not _SAFE_ID.match(request_id):
+                raise ProtocolError("submit", "the request id has characters ids never have")
         except ProtocolError as exc:
             if not _SAFE_ID.match(header_id):
                 exc.problem += (
@@ -266,8 +268,6 @@ class FluxClient:
                 raise self.scrub(exc) from None
             log.warning("unreadable submit reply (%s); using x-fal-request-id", exc.problem)
             return header_id, {}
-        if not _SAFE_ID.match(request_id):
-            raise ProtocolError("submit", "the request id has characters a request id never has")
         urls = {k: v for k, v in body.items() if k.endswith("_url") and isinstance(v, str)}
         return request_id, urls
 

@@ -166,6 +166,11 @@ class Axis:
         object.__setattr__(self, "label", label)
         object.__setattr__(self, "values", tuple(values))
 
+    @classmethod
+    def of(cls, field: str, values: str | Iterable[Any], label: str = "") -> Axis:
+        """An axis from range text or any iterable of values (the typed spelling)."""
+        return cls(field, cast(Any, values), label)
+
     def __len__(self) -> int:
         return len(self.values)
 
@@ -284,6 +289,11 @@ class SweepPlan:
             return (len(self.cells), 1, 1)
         nx, ny, nz = (len(a) if a is not None else 1 for a in self.axes)
         return (nx, ny, nz)
+
+    @property
+    def inputs(self) -> list[FluxLoraInput]:
+        """Every cell's input, in cell order (e.g. for `estimate_cost`)."""
+        return [cell.input for cell in self.cells]
 
     def cell_at(self, x: int, y: int = 0, z: int = 0) -> Cell:
         """The cell at column x, row y of grid z."""

@@ -341,7 +341,12 @@ def grid_images(
 def thumbnail_jpeg(cell: ExportCell, size: int = 256) -> bytes | None:
     """A JPEG thumbnail of the cell's image (its own thumbnail when it has one), or None."""
     if cell.thumbnail and cell.thumbnail[:3] == b"\xff\xd8\xff":
-        return cell.thumbnail
+        try:
+            with Image.open(io.BytesIO(cell.thumbnail)) as small:
+                if max(small.size) <= size:
+                    return cell.thumbnail  # already a small JPEG: embedded as it is
+        except OSError:
+            pass
     image = _open(cell)
     if image is None:
         return None

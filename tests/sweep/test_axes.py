@@ -34,6 +34,7 @@ def test_parse_axis_for_the_shell() -> None:
 
 def test_python_values_and_tuples() -> None:
     assert to_axis(("seed", range(3))) == Axis("seed", (0, 1, 2))
+    assert Axis.of("seed", "0-2") == Axis.of("seed", range(3))
     assert to_axis(("guidance_scale", [2, 3.5], "CFG")) == Axis("guidance_scale", (2.0, 3.5), "CFG")
     size = Axis("image_size", ((512, 768), {"width": 64, "height": 32}, ImageSize(), "square"))
     assert size.values == ("512x768", "64x32", "512x512", "square")
@@ -64,6 +65,7 @@ def test_grid_order_x_fastest_then_y_then_z() -> None:
         "num_inference_steps": 20,
     }
     assert plan.cell_at(1, 2, 1) is cell
+    assert plan.inputs[cell.index] is cell.input
     assert cell.input.guidance_scale == 3.5
     assert cell.input.loras[0].scale == 1.2
     assert cell.input.loras[0].path == LORA

@@ -162,3 +162,14 @@ def test_write_exports_into_the_run_folder(tmp_path: Path) -> None:
     report = written[2].read_text()
     assert 'href="images/c0000.png"' in report  # thumbnails link to the full images
     assert not list(run.glob(".*.tmp"))
+
+
+def test_report_thumbnails_are_small() -> None:
+    plan = _plan("guidance_scale=2,3")
+    big = ExportCell.from_cell(plan.cells[0], state="done", thumbnail=_jpeg((1024, 768), (9, 9, 9)))
+    small_jpeg = _jpeg((128, 96), (9, 9, 9))
+    small = ExportCell.from_cell(plan.cells[1], state="done", thumbnail=small_jpeg)
+    text = html_report([big, small], GridLayout.from_plan(plan))
+    sources = re.findall(r'src="data:image/jpeg;base64,([^"]*)"', text)
+    assert Image.open(io.BytesIO(base64.b64decode(sources[0]))).size == (256, 192)
+    assert base64.b64decode(sources[1]) == small_jpeg  # a small JPEG is embedded as it is

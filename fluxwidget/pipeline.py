@@ -25,8 +25,7 @@ from typing import Any, Protocol
 from . import images
 from .client.handle import is_final_error
 from .client.status import Completed, InProgress, Queued, StatusUpdate, describe
-from .errors import JobCancelledError
-from .errors import GenerationTimeout, ResultExpiredError, TransportError
+from .errors import GenerationTimeout, JobCancelledError, ResultExpiredError, TransportError
 from .journal import Journal
 from .records import JobRecord, SavedImage
 from .runs import Run

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import ipywidgets as widgets
 
@@ -13,7 +14,7 @@ from ..errors import JobCancelledError as JobCancelled
 from ..schema import FluxLoraInput
 from . import status
 from ._types import ClientLike, HandleLike
-from ._widgets import close_tree, esc, muted
+from ._widgets import close_tree, esc, muted, shared_layout
 from .records import ImageRecord, RunRecord
 
 __all__ = ["Job", "JobRow", "prepare_image"]
@@ -30,54 +31,107 @@ _LOG_LINES = 200
 
 
 class JobRow:
-    """The widgets of one job: label, status line, progress bar, Cancel and a log view."""
+    """One line per job: label, status, progress and Cancel while it runs; a summary after.
+
+    A finished row drops its progress bar and Cancel button (no dead buttons) and keeps one
+    line; its log opens on click. A cancelled row says "Cancelled".
+    """
 
     def __init__(self, number: int, params: FluxLoraInput) -> None:
-        prompt = params.prompt if len(params.prompt) <= 32 else params.prompt[:31] + "…"
+        prompt = params.prompt if len(params.prompt) <= 28 else params.prompt[:27] + "…"
         self.label = widgets.HTML(
             f"<b>#{number}</b> {muted(prompt)}",
-            layout=widgets.Layout(width="260px", overflow="hidden"),
+            layout=shared_layout(width="150px", overflow="hidden", flex="0 0 auto"),
         )
-        self.status = widgets.HTML(layout=widgets.Layout(flex="1 1 auto", min_width="320px"))
-        self.note = widgets.HTML()
+        self.status = widgets.HTML(layout=shared_layout(flex="1 1 auto", overflow="hidden"))
         self.progress = widgets.FloatProgress(
-            value=0.0, min=0.0, max=1.0, layout=widgets.Layout(width="160px")
+            value=0.0, min=0.0, max=1.0, layout=shared_layout(width="80px", flex="0 0 auto")
         )
         self.cancel_button = widgets.Button(
-            description="Cancel", icon="stop", tooltip="Cancel this job (fal's cancel call)"
+            description="Cancel",
+            icon="stop",
+            tooltip="Cancel this job (fal's cancel call)",
+            layout=shared_layout(width="80px", flex="0 0 auto"),
+        )
+        self.log_button = widgets.ToggleButton(
+            description="Log",
+            tooltip="Show the job's log lines",
+            layout=shared_layout(width="70px", flex="0 0 auto"),
         )
         self.log = widgets.HTML()
-        self.log_view = widgets.Accordion(children=[self.log], titles=("Log",))
-        self.log_view.selected_index = None
-        line = widgets.HBox([self.label, self.status, self.progress, self.cancel_button])
-        self.box = widgets.VBox([line, self.note, self.log_view])
+        self.line = widgets.HBox(
+            [self.label, self.status, self.progress, self.cancel_button],
+            layout=shared_layout(width="100%", align_items="center"),
+        )
+        self.box = widgets.VBox([self.line])
+        self.log_button.observe(self._toggle_log, "value")
         self.text = ""
+        self.note = ""
         self.state = ""
+        self.logs = 0
         self.show(status.SUBMITTING, "submitting")
 
     def show(self, text: str, state: str, progress: float | None = None) -> None:
         """Set the status line (escaped) and the progress bar."""
         bar_style, colour = _STYLE[state]
         self.text, self.state = text, state
-        self.status.value = f'<span style="color:{colour}">{esc(text)}</span>'
-        self.progress.bar_style = bar_style
-        if progress is not None:
-            self.progress.value = max(0.0, min(1.0, progress))
         if state in {"done", "cancelled", "error"}:
-            self.cancel_button.disabled = True
+            self.note = ""  # nothing stale beneath a finished row
+        self._draw(colour)
+        if self.progress.comm is not None:
+            self.progress.bar_style = bar_style
+            if progress is not None:
+                self.progress.value = max(0.0, min(1.0, progress))
+        if state in {"done", "cancelled", "error"}:
+            self._collapse()
+
+    def _draw(self, colour: str | None = None) -> None:
+        colour = colour or _STYLE[self.state][1]
+        note = f" · {muted(self.note)}" if self.note else ""
+        self.status.value = (
+            f'<span style="color:{colour};white-space:nowrap">{esc(self.text)}</span>{note}'
+        )
+
+    def _collapse(self) -> None:
+        """Drop the progress bar and Cancel: a one-line summary (and Log when there is one)."""
+        if self.cancel_button.comm is None:
+            return
+        self.cancel_button.disabled = True
+        kept = [self.label, self.status] + ([self.log_button] if self.logs else [])
+        self.line.children = tuple(kept)
+        self.progress.close()
+        self.cancel_button.close()
+
+    @property
+    def finished(self) -> bool:
+        """True once the row shows a final state."""
+        return self.state in {"done", "cancelled", "error"}
 
     def show_note(self, text: str) -> None:
-        """A second line under the status, e.g. what a cancel call answered."""
-        self.note.value = muted(text) if text else ""
+        """A short note after the status, e.g. what a cancel call answered."""
+        self.note = text
+        self._draw()
 
     def show_logs(self, logs: Sequence[LogEntry]) -> None:
-        """Replace the log view's text with the last log lines (escaped)."""
+        """Keep the last log lines (escaped); they open with the Log button."""
         lines = [f"[{entry.level}] {entry.message}" for entry in logs[-_LOG_LINES:]]
-        self.log.value = f"<pre style='margin:0'>{esc(chr(10).join(lines))}</pre>"
-        self.log_view.titles = (f"Log ({len(logs)} lines)",)
+        self.log.value = (
+            f"<pre style='margin:0;max-height:160px;overflow:auto'>{esc(chr(10).join(lines))}</pre>"
+        )
+        if not self.logs and self.log_button not in self.line.children:
+            children = list(self.line.children)
+            children.insert(2, self.log_button)
+            self.line.children = tuple(children)
+        self.logs = len(logs)
+        self.log_button.description = f"Log ({len(logs)})"
+
+    def _toggle_log(self, change: dict[str, Any]) -> None:
+        self.box.children = (self.line, self.log) if change["new"] else (self.line,)
 
     def close(self) -> None:
         """Close every widget of the row."""
+        for part in (self.log_button, self.log, self.progress, self.cancel_button):
+            close_tree(part)
         close_tree(self.box)
 
 

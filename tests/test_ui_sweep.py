@@ -125,3 +125,32 @@ async def test_an_unconfirmed_sweep_shows_its_cost_and_a_confirm_button(
     await run
     assert run.progress().done == 12
     assert fast.submit_count == 12
+
+
+async def test_the_panels_sweep_form_plans_prices_and_runs(fast: Emulator, tmp_path: Path) -> None:
+    from fluxwidget.schema import FluxLoraInput
+    from fluxwidget.ui.sweep_form import SweepForm
+
+    client = FluxClient(api_key=fast.api_key, base_url=fast.url)
+    params = FluxLoraInput(
+        prompt="a tiger eye", image_size="square", loras=[{"path": LORA, "scale": 1.0}]
+    )
+    form = SweepForm(lambda: params, lambda: client)
+    assert "loras[0].scale" in form.fields[0].options
+    assert form.start_button.disabled  # no axis yet
+    form.fields[0].value = "loras[0].scale"
+    form.values[0].value = "0.5-1.5 [3]"
+    form.fields[1].value = "guidance_scale"
+    form.values[1].value = "2,99"
+    assert form.start_button.disabled
+    assert "guidance_scale=99" in form.summary.value
+    form.values[1].value = "2,5"
+    assert not form.start_button.disabled
+    assert "6 cells (3 × 2 × 1)" in form.summary.value
+    assert "estimate" in form.summary.value
+    run = form.start()
+    assert run is not None
+    await run
+    assert run.progress().done == 6
+    assert form.output.children[0].children[-1].entry_count == 6
+    await client.aclose()

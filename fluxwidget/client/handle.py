@@ -15,7 +15,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import httpx
-from pydantic import ValidationError
 
 from ..errors import (
     AuthenticationError,
@@ -29,7 +28,7 @@ from ..errors import (
     TransportError,
 )
 from ..schema import FluxLoraInput, FluxLoraOutput
-from .responses import read_object
+from .responses import parse_result, read_object
 from .sse import KEEPALIVE
 from .status import Completed, InProgress, Queued, StatusUpdate, parse_status
 from .transport import Transport
@@ -98,16 +97,6 @@ def _fingerprint(update: StatusUpdate) -> tuple[Any, ...]:
     if isinstance(update, InProgress):
         return ("running", len(update.logs))
     return ("completed",)
-
-
-def _output_problem(exc: ValidationError) -> str:
-    """What was wrong with a result body, by field and kind only (no values: they may be
-    anything the server chose)."""
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False)[:5]:
-        where = ".".join(str(part) for part in err["loc"]) or "the body"
-        parts.append(f"{where}: {err['type']}")
-    return "the result does not have fal's shape (" + "; ".join(parts) + ")"
 
 
 class RequestHandle:
@@ -274,14 +263,10 @@ class RequestHandle:
                 )
             raise error
         try:
-            output = FluxLoraOutput.model_validate(read_object(response, "result"))
+            output = parse_result(read_object(response, "result"))
         except ProtocolError as exc:
             exc.request_id = self.request_id
             raise
-        except ValidationError as exc:
-            raise ProtocolError(
-                "result", _output_problem(exc), request_id=self.request_id
-            ) from None
         # the image URLs (not inline data: URIs) stay on fal's CDN after the result expires
         urls = [image.url for image in output.images if not image.url.startswith("data:")]
         await self._client.record("completed", self.request_id, image_urls=urls, seed=output.seed)

@@ -4,6 +4,7 @@ types, the image URL policy, url_mode="auto" and https, the key never sent with 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -12,7 +13,7 @@ from fluxwidget.client import FluxClient, Limits, RetryPolicy
 from fluxwidget.client.urls import check_image_url
 from fluxwidget.emulator.app import EmulatorApp, build_app
 from fluxwidget.emulator.faults import Fault
-from fluxwidget.errors import InputError, UnsafeURLError
+from fluxwidget.errors import InputError, ProtocolError, ServerError, UnsafeURLError
 from fluxwidget.journal import Journal
 
 KEY = "shape-key-id:shape-key-secret-abcdef"
@@ -167,3 +168,50 @@ async def test_private_hosts_can_be_allowed_but_never_link_local() -> None:
         check_image_url(
             "https://169.254.1.1/x", base_url="https://queue.fal.run", allow_private=True
         )
+
+
+async def test_an_unreadable_submit_reply_is_journaled_by_its_header_id(
+    app: EmulatorApp, tmp_path: object
+) -> None:
+    journal = Journal(f"{tmp_path}/j.jsonl")
+    app.faults.add(Fault("submit", after_accept=True, truncate=12))
+    async with FluxClient(
+        KEY, base_url=BASE, transport=httpx.ASGITransport(app=app), journal=journal
+    ) as client:
+        handle = await client.submit("paid")
+        assert handle.request_id in app.scheduler.jobs
+        assert [r["request_id"] for r in journal.pending()] == [handle.request_id]
+        assert (await handle.result()).images
+    assert journal.pending() == []
+
+
+@pytest.mark.parametrize("request_id", ["../../x", "/tmp/x", "a/b", "", ".hidden", "x" * 200])
+def test_ids_that_could_escape_a_url_or_a_folder_are_refused(request_id: str) -> None:
+    client = FluxClient(KEY, base_url=BASE, journal=False)
+    with pytest.raises(InputError, match="request id"):
+        client.handle(request_id)
+
+
+@pytest.mark.parametrize(
+    ("fault", "outcome"),
+    [
+        ({"body": "", "status": 202}, "OK"),
+        ({"body": '{"status": "CANCELLATION_REQUESTED"}', "status": 202}, "CANCELLATION_REQUESTED"),
+        ({"body": "[1, 2]", "status": 202}, "OK"),
+        ({"body": "{not json", "status": 202}, ProtocolError),
+        ({"body": '{"status": 5}', "status": 202}, ProtocolError),
+        ({"body": "<html>", "status": 500, "content_type": "text/html"}, ServerError),
+        ({"body": '{"status": "NOT_FOUND"}', "status": 404}, "NOT_FOUND"),
+    ],
+)
+async def test_cancel_replies_of_every_shape(
+    client: FluxClient, app: EmulatorApp, fault: dict[str, Any], outcome: object
+) -> None:
+    handle = await client.submit("x", num_inference_steps=50)
+    app.faults.add(Fault("cancel", **fault))
+    if isinstance(outcome, str):
+        assert await handle.cancel() == outcome
+    else:
+        with pytest.raises(outcome):  # type: ignore[call-overload]
+            await handle.cancel()
+    assert await handle.cancel_quietly() is not None

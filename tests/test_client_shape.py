@@ -21,8 +21,10 @@ BASE = "http://emulator.test"
 
 
 @pytest.fixture
-def app() -> EmulatorApp:
-    return build_app(api_key=KEY, seconds_per_step=0.001)
+async def app() -> AsyncIterator[EmulatorApp]:
+    app = build_app(api_key=KEY, seconds_per_step=0.001)
+    yield app
+    await app.scheduler.close()  # no job task outlives the test's loop
 
 
 @pytest.fixture

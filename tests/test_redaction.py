@@ -142,6 +142,7 @@ async def test_the_key_echoed_by_the_server_never_leaks(
     with pytest.raises(FluxwidgetError) as info:
         await client.generate("a tiger eye", num_inference_steps=2)
     await client.aclose()
+    await app.scheduler.close()
     error = info.value
     artifacts = {
         "str": str(error),

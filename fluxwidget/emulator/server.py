@@ -37,8 +37,10 @@ def _tracking_protocol(
     """uvicorn's h11 protocol behind the emulated link, recording each connection's transport
     by peer address."""
 
-    class TrackingH11Protocol(link_protocol(link, stats)):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    base = link_protocol(link, stats)
+
+    class TrackingH11Protocol(base):  # type: ignore[valid-type,misc]
+        def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             if self.client is not None:
                 transports[(self.client[0], self.client[1])] = transport

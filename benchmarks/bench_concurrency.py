@@ -29,6 +29,9 @@ from fluxwidget.client import FluxClient
 from fluxwidget.emulator import Emulator
 from fluxwidget.schema import FluxLoraOutput
 
+SHORT = os.environ.get("BENCH_SHORT", "") not in ("", "0")
+"""BENCH_SHORT=1: tiny settings, a smoke test (CI runs it so the script cannot rot)."""
+
 
 def peak_running(emu: Emulator, since: int) -> int:
     """Most jobs in progress at once among the jobs submitted after the first `since`."""
@@ -147,10 +150,10 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=8, help="jobs per run (default 8)")
-    parser.add_argument("--repeat", type=int, default=4, help="runs per mode (default 4)")
+    parser.add_argument("--jobs", type=int, default=4 if SHORT else 8, help="jobs per run")
+    parser.add_argument("--repeat", type=int, default=1 if SHORT else 4, help="runs per mode")
     parser.add_argument("--workers", type=int, default=4, help="emulator workers (default 4)")
-    parser.add_argument("--steps", type=int, default=10, help="inference steps per job")
+    parser.add_argument("--steps", type=int, default=3 if SHORT else 10, help="steps per job")
     parser.add_argument(
         "--seconds-per-step", type=float, default=0.05, help="emulator time per step"
     )

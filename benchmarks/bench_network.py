@@ -168,7 +168,7 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=2 if SHORT else 3)
+    parser.add_argument("--runs", type=int, default=1 if SHORT else 3)
     parser.add_argument("--jobs", type=int, default=2 if SHORT else 12, help="jobs per run")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--seconds-per-step", type=float, default=0.05)

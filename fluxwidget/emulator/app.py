@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import random
@@ -37,9 +38,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from fluxwidget.emulator.faults import DropResponse, Fault, FaultBook, TransportMap
+from fluxwidget.emulator.faults import (
+    DropResponse,
+    Fault,
+    FaultBook,
+    TransportMap,
+    keepalive_stream,
+)
 from fluxwidget.emulator.jobs import Job, JobState, Scheduler
-from fluxwidget.emulator.outputs import FileStore
+from fluxwidget.emulator.outputs import FileStore, produce
 from fluxwidget.emulator.protocol import (
     body_problem,
     status_body,
@@ -141,9 +148,14 @@ class EmulatorApp:
             return JSONResponse({"detail": "Not Found"}, status_code=404)
         if request.method != _METHODS[route]:
             return JSONResponse({"detail": "Method Not Allowed"}, status_code=405)
-        faulted = await self._fault(self.faults.take(route))
+        fault = self.faults.take(route)
+        faulted = await self._fault(fault, request)
         if faulted is not None:
             return faulted
+        response = await self._route(request, route, segments)
+        return fault.wrap(response, self.closing) if fault is not None else response
+
+    async def _route(self, request: Request, route: str, segments: list[str]) -> Response:
         if route == "file":
             return await self._file(segments[1], segments[2])
         if not self._authorized(request):
@@ -169,8 +181,8 @@ class EmulatorApp:
             return self._result(job)
         return self._cancel(job)
 
-    async def _fault(self, fault: Fault | None) -> Response | None:
-        """Apply a fault: wait its delay, then drop, answer its error, or carry on (None)."""
+    async def _fault(self, fault: Fault | None, request: Request) -> Response | None:
+        """Apply a fault: wait its delay, then drop, answer its own reply, or carry on (None)."""
         if fault is None:
             return None
         if fault.delay > 0:
@@ -178,7 +190,13 @@ class EmulatorApp:
                 await asyncio.wait_for(self.closing.wait(), fault.delay)
         if fault.drop:
             return DropResponse(self.transports)
-        return fault.response()
+        if fault.keepalive_only:
+            return StreamingResponse(
+                keepalive_stream(self.keepalive_interval, self.closing),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
+            )
+        return fault.response(key=self._api_key, path=request.url.path)
 
     def _authorized(self, request: Request) -> bool:
         scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
@@ -217,11 +235,15 @@ class EmulatorApp:
         )
         self.scheduler.submit(job, start_timeout)
         self.submit_count += 1
-        faulted = await self._fault(self.faults.take("submit", after_accept=True))
+        fault = self.faults.take("submit", after_accept=True)
+        faulted = await self._fault(fault, request)
         if faulted is not None:
+            if fault is not None and fault.body is not None:  # a raw reply of the accepted job
+                faulted.headers.setdefault("x-fal-request-id", job.request_id)
             return faulted
         body = submit_body(job, self.scheduler.position(job) or 0)
-        return JSONResponse(body, headers={"x-fal-request-id": job.request_id})
+        response = JSONResponse(body, headers={"x-fal-request-id": job.request_id})
+        return fault.wrap(response, self.closing) if fault is not None else response
 
     @staticmethod
     def _parse(raw: bytes) -> tuple[Any, FluxLoraInput | None, list[dict[str, Any]] | None]:
@@ -300,3 +322,36 @@ class EmulatorApp:
             media_type=content_type(spec.output_format),
             headers={"Cache-Control": "public, max-age=86400"},
         )
+
+
+def build_app(
+    *,
+    api_key: str,
+    workers: int = 2,
+    seconds_per_step: float = 0.08,
+    result_ttl: float = 3600.0,
+    keepalive_interval: float = 15.0,
+    public_url: str | None = None,
+) -> EmulatorApp:
+    """An emulator app to serve in-process, e.g. ``httpx.ASGITransport(app=build_app(...))``.
+
+    Everything but dropped connections works without a socket (a drop needs the real one: use
+    `Emulator`). Faults go through ``app.faults.add(Fault(...))``; the jobs run on the loop
+    that serves the first request.
+    """
+    store = FileStore()
+    scheduler = Scheduler(
+        workers=workers,
+        seconds_per_step=seconds_per_step,
+        result_ttl=result_ttl,
+        produce=functools.partial(produce, store),
+    )
+    return EmulatorApp(
+        api_key=api_key,
+        scheduler=scheduler,
+        store=store,
+        faults=FaultBook(),
+        transports={},
+        keepalive_interval=keepalive_interval,
+        public_url=public_url,
+    )

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 import ipywidgets as widgets
 
 from ..client.status import Completed, InProgress, LogEntry, Queued, StatusUpdate
-from ..errors import CancelledError as JobCancelled
+from ..errors import JobCancelledError as JobCancelled
 from ..schema import FluxLoraInput
 from . import status
 from ._types import ClientLike, HandleLike

@@ -190,13 +190,27 @@ class FloorClient:
 
     async def wait(self, handle: Any) -> str:
         completed = False
-        async with aconnect_sse(self.http, "GET", handle["status_url"] + "/stream") as source:
-            # read to the end of the stream (the server ends it right after COMPLETED), so the
-            # connection goes back to the pool warm and the result call reuses it
-            async for event in source.aiter_sse():
-                completed = completed or json.loads(event.data)["status"] == "COMPLETED"
+        for attempt in (1, 2):  # a kept-alive connection may be closed by the server as we ask
+            try:
+                async with aconnect_sse(
+                    self.http, "GET", handle["status_url"] + "/stream"
+                ) as source:
+                    # read to the end of the stream (the server ends it right after COMPLETED):
+                    # the connection goes back to the pool warm and the result call reuses it
+                    async for event in source.aiter_sse():
+                        completed = completed or json.loads(event.data)["status"] == "COMPLETED"
+                break
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
         assert completed
-        reply = await self.http.get(handle["response_url"])
+        for attempt in (1, 2):
+            try:
+                reply = await self.http.get(handle["response_url"])
+                break
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
         reply.raise_for_status()
         reply.json()
         return str(handle["request_id"])

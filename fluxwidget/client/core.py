@@ -57,6 +57,7 @@ class FluxClient:
         auth_scheme: str | None = None,
         endpoint: str | None = None,
         url_mode: str | None = None,
+        platform_url: str | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         max_concurrency: int = 8,
@@ -71,7 +72,11 @@ class FluxClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = ClientConfig.resolve(
-            base_url=base_url, endpoint=endpoint, auth_scheme=auth_scheme, url_mode=url_mode
+            base_url=base_url,
+            endpoint=endpoint,
+            auth_scheme=auth_scheme,
+            url_mode=url_mode,
+            platform_url=platform_url,
         )
         key = api_key if api_key is not None else key_from_environment()
         self.__key = key.strip() if key else None
@@ -91,6 +96,7 @@ class FluxClient:
             "auth_scheme": self.config.auth_scheme,
             "endpoint": self.config.endpoint,
             "url_mode": self.config.url_mode,
+            "platform_url": self.config.platform_url,
             "connect_timeout": connect_timeout,
             "read_timeout": read_timeout,
             "max_concurrency": max_concurrency,
@@ -161,8 +167,8 @@ class FluxClient:
         """Close the connections this client opened on the running loop (and wait for the
         journal's background writes)."""
         await self._http.aclose()
-        if self.journal is not None and self.journal.has_unwritten():
-            await asyncio.to_thread(self.journal.flush)
+        if Journal.has_unwritten():
+            await asyncio.to_thread(Journal.flush)
 
     # --- what handles use (`ClientPort`) ----------------------------------------------------
 
@@ -216,6 +222,8 @@ class FluxClient:
         *,
         start_timeout: float | None = None,
         headers: dict[str, str] | None = None,
+        journal: Journal | None = None,
+        journal_fields: dict[str, Any] | None = None,
         **fields: Any,
     ) -> RequestHandle:
         """Validate the input (InputError before any request), submit it, journal the id.
@@ -224,7 +232,8 @@ class FluxClient:
         `start_timeout` sends ``X-Fal-Request-Timeout``: fal gives up (504, final) when the job
         has not started by then. A submit is never retried once the server may have accepted
         it. When its reply is unreadable, the ``x-fal-request-id`` header still identifies the
-        job: it is journaled and its handle returned.
+        job: it is journaled and its handle returned. `journal` (default: the client's) gets the
+        request id, fsynced, before this returns; `journal_fields` go into each of its records.
         """
         params = validate_input(input, **fields)
         extra = dict(headers or {})
@@ -248,10 +257,11 @@ class FluxClient:
             response_url=self._follow(urls.get("response_url"), request_id, ""),
             cancel_url=self._follow(urls.get("cancel_url"), request_id, "/cancel"),
             input=params,
+            journal=journal if journal is not None else self.journal,
+            journal_fields=journal_fields,
         )
-        await self.record(
+        await handle.record(
             "submitted",
-            request_id,
             endpoint=self.config.endpoint,
             base_url=self.config.base_url,
             status_url=handle.status_url,
@@ -270,6 +280,8 @@ class FluxClient:
             request_id = body.get("request_id")
             if not isinstance(request_id, str) or not request_id:
                 raise ProtocolError("submit", "the reply has no 'request_id' string")
+            if not _SAFE_ID.match(request_id):
+                raise ProtocolError("submit", "the request id has characters ids never have")
         except ProtocolError as exc:
             if not _SAFE_ID.match(header_id):
                 exc.problem += (
@@ -281,8 +293,6 @@ class FluxClient:
                 raise self.scrub(exc) from None
             log.warning("unreadable submit reply (%s); using x-fal-request-id", exc.problem)
             return header_id, {}
-        if not _SAFE_ID.match(request_id):
-            raise ProtocolError("submit", "the request id has characters a request id never has")
         urls = {k: v for k, v in body.items() if k.endswith("_url") and isinstance(v, str)}
         return request_id, urls
 
@@ -296,8 +306,15 @@ class FluxClient:
             returned = None
         return self.config.choose_url(returned, request_id, suffix)
 
-    def handle(self, request_id: str) -> RequestHandle:
-        """A handle for an earlier request, by id (URLs built on the base URL)."""
+    def handle(
+        self,
+        request_id: str,
+        *,
+        journal: Journal | None = None,
+        journal_fields: dict[str, Any] | None = None,
+    ) -> RequestHandle:
+        """A handle for an earlier request, by id (URLs built on the base URL); its events go
+        to `journal` (default: the client's)."""
         if not _SAFE_ID.match(request_id):
             raise ValueError(f"not a request id: {request_id[:80]!r}")
         return RequestHandle(
@@ -306,6 +323,8 @@ class FluxClient:
             status_url=self.config.request_url(request_id, "/status"),
             response_url=self.config.request_url(request_id),
             cancel_url=self.config.request_url(request_id, "/cancel"),
+            journal=journal if journal is not None else self.journal,
+            journal_fields=journal_fields,
         )
 
     async def status(self, request_id: str, *, logs: bool = True) -> StatusUpdate:
@@ -394,6 +413,12 @@ class FluxClient:
                 f"the image ({width}×{height} pixels)",
                 self.limits.max_image_pixels,
             )
+
+    async def platform_get(self, path: str, params: dict[str, str]) -> httpx.Response:
+        """GET ``{config.platform_url}{path}`` with the key (fal's platform API, e.g. prices);
+        raises fluxwidget's `TransportError` when the network fails."""
+        url = f"{self.config.platform_url}{path}"
+        return await self._http.request("platform", "GET", url, params=params)
 
     # --- blocking use ---------------------------------------------------------------------
 

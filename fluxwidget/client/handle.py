@@ -25,10 +25,14 @@ from ..errors import (
     NotFoundError,
     ProtocolError,
     RateLimitError,
+    RequestTimeoutError,
+    ResultExpiredError,
     ResultNotReadyError,
     ServerError,
     TransportError,
+    ValidationFailedError,
 )
+from ..journal import Journal
 from ..schema import FluxLoraInput, FluxLoraOutput
 from .responses import read_object
 from .scheduling import StreamSlot, poll_delay
@@ -36,7 +40,7 @@ from .sse import KEEPALIVE
 from .status import Completed, InProgress, Queued, StatusUpdate, parse_status
 from .transport import Transport
 
-__all__ = ["ClientPort", "RequestHandle", "UpdateCallback"]
+__all__ = ["ClientPort", "RequestHandle", "UpdateCallback", "is_final_error"]
 
 log = logging.getLogger("fluxwidget.client")
 
@@ -166,6 +170,12 @@ def _output_problem(exc: ValidationError) -> str:
     return "the result does not have fal's shape (" + "; ".join(parts) + ")"
 
 
+def is_final_error(error: BaseException) -> bool:
+    """True for a job's error that asking again cannot change: the server refused the input
+    (422), the job never started in time (504 user timeout), or its result is gone."""
+    return isinstance(error, (ValidationFailedError, RequestTimeoutError, ResultExpiredError))
+
+
 class RequestHandle:
     """One queued request, by id. Get it from `FluxClient.submit` or `FluxClient.handle`."""
 
@@ -178,8 +188,12 @@ class RequestHandle:
         response_url: str,
         cancel_url: str,
         input: FluxLoraInput | None = None,
+        journal: Journal | None = None,
+        journal_fields: dict[str, Any] | None = None,
     ) -> None:
         self._client = client
+        self._journal = journal
+        self._journal_fields = dict(journal_fields or {})
         self.request_id = request_id
         self.status_url = status_url
         self.response_url = response_url
@@ -187,11 +201,26 @@ class RequestHandle:
         self.input = input
         self.completed: Completed | None = None
         self._last: StatusUpdate | None = None
+        self.billable_units: float | None = None
+        """``x-fal-billable-units`` of the result reply, when the server sent it."""
         self._cancel_requested = False
 
     def __repr__(self) -> str:
         state = "completed" if self.completed else "pending"
         return f"RequestHandle({self.request_id!r}, {state})"
+
+    async def record(self, event: str, **fields: Any) -> None:
+        """Append an event about this request to its journal (fsynced, in a thread).
+
+        ``completed`` is written in the background (`Journal.append_soon`), off the path to the
+        result: lost in a crash, it only leaves the job pending, and recovery fetches it again.
+        """
+        if self._journal is not None:
+            merged = {**self._journal_fields, **fields}
+            if event == "completed":
+                self._journal.append_soon(event, self.request_id, **merged)
+            else:
+                await asyncio.to_thread(self._journal.append, event, self.request_id, **merged)
 
     def _error(self, response: httpx.Response) -> FalError:
         return self._client.error_for(
@@ -373,9 +402,8 @@ class RequestHandle:
             if isinstance(error, NotFoundError) and self._cancel_requested:
                 error = self._cancelled()
             if not self._transient(error, response):
-                await self._client.record(
+                await self.record(
                     "cancelled" if isinstance(error, JobCancelledError) else "failed",
-                    self.request_id,
                     error=str(error),
                 )
             raise error
@@ -388,9 +416,14 @@ class RequestHandle:
             raise ProtocolError(
                 "result", _output_problem(exc), request_id=self.request_id
             ) from None
+        units = response.headers.get("x-fal-billable-units")
+        try:
+            self.billable_units = float(units) if units is not None else None
+        except ValueError:
+            self.billable_units = None
         # the image URLs (not inline data: URIs) stay on fal's CDN after the result expires
         urls = [image.url for image in output.images if not image.url.startswith("data:")]
-        await self._client.record("completed", self.request_id, image_urls=urls, seed=output.seed)
+        await self.record("completed", image_urls=urls, seed=output.seed)
         return output
 
     @staticmethod
@@ -431,7 +464,7 @@ class RequestHandle:
         outcome = str(status or "OK")[:60]
         if outcome in ("CANCELLATION_REQUESTED", "OK"):
             self._cancel_requested = True
-            await self._client.record("cancel_requested", self.request_id)
+            await self.record("cancel_requested")
         return self._client.redact(outcome)
 
     async def cancel_quietly(self, timeout: float = 5.0) -> str | None:

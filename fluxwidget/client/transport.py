@@ -137,7 +137,8 @@ class Transport:
             return FluxTransportError(
                 f"{kind}: no reply to the submit: the server may have accepted (and billed) it, "
                 "so it was not retried — look for it in your fal request history before "
-                "submitting again"
+                "submitting again",
+                maybe_accepted=True,
             )
         if isinstance(exc, httpx.TimeoutException):
             return FluxTransportError(f"{kind}: {where} did not answer the {call} call in time")

@@ -4,7 +4,8 @@ Every client gets its own emulator *process* (`ServerProcess`, see ``_server.py`
 server neither shares the GIL with the client nor mixes up the clients' counters. The three
 clients do the same thing for one job (submit, wait, result in hand):
 
-- ``fluxwidget``: `FluxClient.submit` + `RequestHandle.result` (SSE stream, polling fallback);
+- ``fluxwidget``: `FluxClient.submit` + `RequestHandle.result` (SSE stream, polling fallback),
+  with its journal on (a temporary file), as users have it;
 - ``fal-client``: fal's own Python client, ``AsyncClient.submit`` + ``handle.get()`` (what
   ``subscribe`` does: it polls the status every 0.1 s). It is pointed at the emulator by one
   patch: ``fal_client.client.QUEUE_URL_FORMAT = f"{url}/"`` (the submit URL; status and result
@@ -25,6 +26,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,8 +133,11 @@ class FluxwidgetClient:
     name = "fluxwidget"
 
     def __init__(self, server: ServerProcess, **options: Any) -> None:
+        # the journal on, as users have it (a temporary file): "submitted" is fsynced before
+        # any wait, "completed" written in the background
+        journal = Path(tempfile.mkdtemp(prefix="fluxwidget-bench-")) / "journal.jsonl"
         self.client = FluxClient(
-            api_key=server.api_key, base_url=server.url, journal=False, **options
+            api_key=server.api_key, base_url=server.url, journal=journal, **options
         )
 
     async def submit(self, seed: int, steps: int) -> Any:

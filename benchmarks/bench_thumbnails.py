@@ -35,6 +35,9 @@ from fluxwidget.ui.jobs import make_thumbnail
 SIZES = {"landscape_4_3": (1024, 768), "square_hd": (1024, 1024)}
 FORMATS = ("jpeg", "png")
 
+SHORT = os.environ.get("BENCH_SHORT", "") not in ("", "0")
+"""BENCH_SHORT=1: tiny settings, a smoke test (CI runs it so the script cannot rot)."""
+
 
 async def fetch(steps: int) -> dict[str, bytes]:
     """Full-size images from the emulator, by label."""
@@ -85,7 +88,9 @@ def median_ms_pair(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=31, help="timed calls per image and kind")
+    parser.add_argument(
+        "--repeat", type=int, default=3 if SHORT else 31, help="timed calls per image and kind"
+    )
     parser.add_argument(
         "--max-side",
         type=int,

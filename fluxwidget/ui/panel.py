@@ -13,7 +13,7 @@ from ._types import ClientLike
 from ._widgets import close_tree, error_html, esc, lighten, muted, shared_layout
 from .code_view import CodeView
 from .codegen import Target
-from .controls import FORM_WIDTH, ParameterForm
+from .controls import ParameterForm
 from .gallery import GalleryImage, ImageGallery
 from .history import HistoryView, restore_values
 from .history import summary as summary_line
@@ -25,6 +25,8 @@ from .tasks import TaskSet
 
 __all__ = ["FluxPanel"]
 
+FORM_COLUMN = "424px"
+"""The form's column; the results take the rest (and go below it when the cell is narrow)."""
 MAX_JOB_ROWS = 4
 """Job rows shown above the results (finished ones beyond this are dropped, newest kept)."""
 TAB_TITLES = ("Generate", "Sweep", "History")
@@ -86,11 +88,11 @@ class FluxPanel:
         )
         left = widgets.VBox(
             [self.form.widget, actions, self.code.box],
-            layout=widgets.Layout(flex="0 1 auto", width=f"calc({FORM_WIDTH} + 150px)"),
+            layout=widgets.Layout(flex="0 0 auto", width=FORM_COLUMN),
         )
         right = widgets.VBox(
             [self.jobs_box, self.gallery],
-            layout=widgets.Layout(flex="1 1 360px", min_width="320px", margin="0 0 0 8px"),
+            layout=widgets.Layout(flex="1 1 300px", min_width="300px", margin="0 0 0 8px"),
         )
         self.generate_page = widgets.HBox(
             [left, right], layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start")

@@ -174,7 +174,8 @@ def open_and_generate(
     assert in_viewport(images.first), images.first.bounding_box()
     form_box = field_row(panel, "Prompt").bounding_box()
     image_box = images.first.bounding_box()
-    assert form_box is not None and image_box is not None
+    assert form_box is not None
+    assert image_box is not None
     assert image_box["x"] > form_box["x"] + 300  # on the right of the form, not below it
 
     full = artifacts_dir / f"{flavour}-page.png"
@@ -217,9 +218,9 @@ def test_quickstart_generates_in_browser(
         print(server.log_tail())
         raise
     # `make screenshots` refreshes the README's picture; `make test` leaves the tree clean.
-    if flavour == "lab" and os.environ.get(UPDATE_SCREENSHOTS):
-        if update_if_changed(shot, REPO_ROOT / "docs" / "screenshot-panel.png"):
-            print("docs/screenshot-panel.png updated")
+    wanted = flavour == "lab" and os.environ.get(UPDATE_SCREENSHOTS)
+    if wanted and update_if_changed(shot, REPO_ROOT / "docs" / "screenshot-panel.png"):
+        print("docs/screenshot-panel.png updated")
 
 
 def test_big_seed_survives_restore_and_compare_view(

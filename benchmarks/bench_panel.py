@@ -133,7 +133,7 @@ def kernel_lag(images: int) -> None:
         try:
             lines: list[str] = []
 
-            def keep(msg: dict[str, object]) -> None:
+            def keep(msg: dict[str, object], lines: list[str] = lines) -> None:
                 content = msg.get("content")
                 if isinstance(content, dict) and "text" in content:
                     lines.append(str(content["text"]))

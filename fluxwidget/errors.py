@@ -1,38 +1,103 @@
-"""The errors fluxwidget raises, as one hierarchy. Messages are written for a person.
+"""The errors fluxwidget raises, as one hierarchy under `FluxwidgetError`.
 
-`InputError` (bad input, raised before any request) lives in `fluxwidget.schema` and is
-re-exported here. Every error from fal derives from `FalError`.
+::
+
+    FluxwidgetError
+    ├── InputError              bad input, raised before any request (also a ValueError)
+    ├── UnsafeURLError          a URL the download policy refuses (also a ValueError)
+    └── FalError                anything that went wrong talking to fal, a proxy or the emulator
+        ├── AuthenticationError 401: the key was refused
+        │   └── ForbiddenError  403: fal's own refusal (account locked, balance exhausted)
+        ├── ValidationFailedError  422
+        ├── RateLimitError      429, or a Retry-After longer than the client waits
+        ├── ServerError         5xx
+        ├── NotFoundError       404
+        │   ├── ResultExpiredError  410 / 404 after completion
+        │   └── ImageGoneError  404 / 410 on an image download
+        ├── ResultNotReadyError 400 from the result call
+        ├── RequestTimeoutError 504 with X-Fal-Request-Timeout-Type: user
+        ├── GenerationTimeout   generate(timeout=...) ran out (also a TimeoutError)
+        ├── JobCancelledError   the job was cancelled
+        ├── TransportError      the network failed after the retries
+        │   └── DownloadTooSlowError  a download missed its deadline or minimum rate
+        └── ProtocolError       a reply that cannot be read (says which call and what)
+            └── ResponseTooLargeError  a reply larger than the configured cap
+
+This module imports nothing from fluxwidget, so every other module may import it.
+`CancelledError` is a deprecated alias of `JobCancelledError` (it shadowed asyncio's).
 """
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from typing import Any
 
-from .schema import FieldProblem, InputError
-
 __all__ = [
+    "AccountLockedError",
     "AuthenticationError",
-    "CancelledError",
+    "DownloadTooSlowError",
     "FalError",
     "FieldProblem",
+    "FluxwidgetError",
+    "ForbiddenError",
     "GenerationTimeout",
+    "ImageGoneError",
     "InputError",
+    "JobCancelledError",
     "NotFoundError",
+    "ProtocolError",
     "RateLimitError",
     "RequestTimeoutError",
+    "ResponseTooLargeError",
     "ResultExpiredError",
     "ResultNotReadyError",
     "ServerError",
     "TransportError",
+    "UnsafeURLError",
     "ValidationFailedError",
 ]
 
 
-class FalError(Exception):
-    """An error reported by fal (or the proxy / emulator in front of it).
+class FluxwidgetError(Exception):
+    """The root of every error fluxwidget raises on purpose."""
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One invalid field: where it is, what was given, and what is allowed."""
+
+    field: str
+    """Dotted path, e.g. ``num_images`` or ``loras[0].scale``."""
+    value: Any
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class InputError(FluxwidgetError, ValueError):
+    """The input is invalid; raised before any request is sent."""
+
+    def __init__(self, problems: list[FieldProblem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid flux-lora input:\n{lines}")
+
+    def for_field(self, field: str) -> list[FieldProblem]:
+        """The problems of one top-level field (e.g. all of ``loras[...]``)."""
+        return [p for p in self.problems if p.field.split("[")[0].split(".")[0] == field]
+
+
+class UnsafeURLError(FluxwidgetError, ValueError):
+    """A URL the download policy refuses (scheme, host or address); nothing was fetched."""
+
+
+class FalError(FluxwidgetError):
+    """An error reported by fal (or the proxy / emulator in front of it), or met talking to it.
 
     `status_code` is the HTTP status (None for transport problems), `detail` fal's `detail`
-    field as sent, `request_id` the job concerned when known.
+    field as sent (the key redacted), `request_id` the job concerned when known.
     """
 
     def __init__(
@@ -54,7 +119,16 @@ class FalError(Exception):
 
 
 class AuthenticationError(FalError):
-    """401/403: the key was refused."""
+    """401 (or 403): the key was refused."""
+
+
+class ForbiddenError(AuthenticationError):
+    """403: fal refused the call for the account (locked, balance exhausted); fal's message
+    is in the text and in `detail`."""
+
+
+AccountLockedError = ForbiddenError
+"""Another name for `ForbiddenError` (fal's 403 for a locked or exhausted account)."""
 
 
 class ValidationFailedError(FalError):
@@ -81,12 +155,16 @@ class NotFoundError(FalError):
     """404: no such request (or the endpoint path is wrong)."""
 
 
+class ResultExpiredError(NotFoundError):
+    """The job completed but its result is no longer kept by fal (410, or 404 after it)."""
+
+
+class ImageGoneError(NotFoundError):
+    """404/410 on an image download: the image URL no longer serves the image."""
+
+
 class ResultNotReadyError(FalError):
     """400 from the result call: the job has not finished yet."""
-
-
-class ResultExpiredError(NotFoundError):
-    """The job completed but its result is no longer kept by fal."""
 
 
 class RequestTimeoutError(FalError):
@@ -97,9 +175,50 @@ class GenerationTimeout(FalError, TimeoutError):
     """`generate(timeout=...)` ran out; the job was cancelled best-effort."""
 
 
-class CancelledError(FalError):
+class JobCancelledError(FalError):
     """The job was cancelled before it produced a result."""
 
 
 class TransportError(FalError):
-    """The network failed (refused, reset, timed out) after all retries."""
+    """The network failed (refused, reset, timed out) after all retries.
+
+    `maybe_accepted` is True when a submit was sent but no reply came: the server may have
+    accepted (and billed) it, so it must not be sent again blindly.
+    """
+
+    def __init__(self, message: str, *, maybe_accepted: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.maybe_accepted = maybe_accepted
+
+
+class DownloadTooSlowError(TransportError):
+    """A download missed its overall deadline or stayed under its minimum rate."""
+
+
+class ProtocolError(FalError):
+    """A reply that cannot be read: `call` names the call, `problem` says what was wrong."""
+
+    def __init__(self, call: str, problem: str, **kwargs: Any) -> None:
+        super().__init__(f"unreadable reply to {call}: {problem}", **kwargs)
+        self.call = call
+        self.problem = problem
+
+
+class ResponseTooLargeError(ProtocolError):
+    """A reply (JSON, SSE event, error body, image bytes or pixels) over its configured cap."""
+
+    def __init__(self, call: str, what: str, limit: int, **kwargs: Any) -> None:
+        super().__init__(call, f"{what} is larger than the limit of {limit:,}", **kwargs)
+        self.limit = limit
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CancelledError":
+        warnings.warn(
+            "fluxwidget.errors.CancelledError is deprecated (it shadowed asyncio.CancelledError);"
+            " use JobCancelledError",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return JobCancelledError
+    raise AttributeError(f"module 'fluxwidget.errors' has no attribute {name!r}")

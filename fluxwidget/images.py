@@ -1,8 +1,8 @@
 """Image helpers: data: URIs, decoding, thumbnails, and saving with metadata.
 
 Metadata goes into the file itself without re-encoding the pixels (a PNG iTXt chunk or a JPEG
-comment segment inserted byte-wise) and into a JSON sidecar next to it, so every saved image can
-be reproduced from its parameters.
+comment segment inserted byte-wise), so every saved image can be reproduced from its parameters;
+the run's manifest holds the same record (`fluxwidget.records`).
 """
 
 from __future__ import annotations
@@ -11,23 +11,26 @@ import base64
 import binascii
 import io
 import json
+import os
 import struct
+import warnings
 import zlib
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from PIL import Image
+from PIL import Image, ImageDraw, JpegImagePlugin, PngImagePlugin
 
 __all__ = [
     "METADATA_KEY",
+    "PREVIEW_MAX_PIXELS",
     "decode_data_uri",
     "image_size",
     "open_image",
     "read_metadata",
     "save_image",
-    "sidecar_path",
     "thumbnail",
+    "too_large_tile",
 ]
 
 METADATA_KEY = "fluxwidget"
@@ -58,32 +61,104 @@ def open_image(data: bytes) -> Image.Image:
     return image
 
 
-def image_size(data: bytes) -> tuple[int, int]:
-    """(width, height) read from the image header, without decoding the pixels."""
-    with Image.open(io.BytesIO(data)) as image:
-        width, height = image.size
+def _png_size(data: bytes) -> tuple[int, int] | None:
+    if data[:8] != b"\x89PNG\r\n\x1a\n" or data[12:16] != b"IHDR" or len(data) < 24:
+        return None
+    width, height = struct.unpack(">II", data[16:24])
     return int(width), int(height)
+
+
+_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """The size in a JPEG's first start-of-frame segment, found by walking the segments."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    at = 2
+    while at + 9 <= len(data):
+        if data[at] != 0xFF:
+            return None
+        marker = data[at + 1]
+        if marker == 0xFF:  # fill byte
+            at += 1
+            continue
+        if marker in _SOF:
+            height, width = struct.unpack(">HH", data[at + 5 : at + 9])
+            return int(width), int(height)
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            at += 2
+            continue
+        (length,) = struct.unpack(">H", data[at + 2 : at + 4])
+        at += 2 + length
+    return None
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """(width, height) read from the image header, without decoding the pixels (and without
+    Pillow's decompression-bomb refusal, so a legitimately huge image can be sized)."""
+    size = _png_size(data) or _jpeg_size(data)
+    if size is not None:
+        return size
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                width, height = image.size
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"image too large to size safely: {exc}") from None
+    except (OSError, SyntaxError) as exc:  # Pillow's UnidentifiedImageError is an OSError
+        raise ValueError(f"not an image Pillow can read: {type(exc).__name__}") from None
+    return int(width), int(height)
+
+
+PREVIEW_MAX_PIXELS = 40_000_000
+"""Pixels decoded at most for a thumbnail (after JPEG draft reduction); larger images get the
+"too large to preview" tile instead of a full decode."""
+
+
+def too_large_tile(width: int, height: int, max_side: int = 256, quality: int = 85) -> bytes:
+    """A grey JPEG tile saying the image is too large to preview (its file is intact)."""
+    tile = Image.new("RGB", (max_side, max(32, max_side * 3 // 4)), (96, 96, 96))
+    draw = ImageDraw.Draw(tile)
+    draw.text((8, 8), f"{width}x{height}\ntoo large to preview", fill=(255, 255, 255))
+    out = io.BytesIO()
+    tile.save(out, format="JPEG", quality=quality)
+    return out.getvalue()
+
+
+def _open_unchecked(data: bytes) -> Image.Image:
+    """Open without Pillow's decompression-bomb refusal; the caller bounds what is decoded."""
+    if data[:2] == b"\xff\xd8":
+        return JpegImagePlugin.JpegImageFile(io.BytesIO(data))
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return PngImagePlugin.PngImageFile(io.BytesIO(data))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(io.BytesIO(data))
 
 
 def thumbnail(data: bytes, max_side: int = 256, quality: int = 85) -> bytes:
     """A JPEG thumbnail whose longer side is at most `max_side` pixels.
 
     A JPEG is decoded at a reduced scale (Pillow's draft mode), which is much cheaper than
-    decoding it at full size and shrinking it.
+    decoding it at full size and shrinking it. An image that would still need more than
+    `PREVIEW_MAX_PIXELS` decoded gets `too_large_tile` instead; never a DecompressionBombError.
     """
-    image: Image.Image = Image.open(io.BytesIO(data))
+    width, height = image_size(data)
+    try:
+        image = _open_unchecked(data)
+    except Image.DecompressionBombError:
+        return too_large_tile(width, height, max_side, quality)
     image.draft("RGB", (max_side, max_side))
+    if image.size[0] * image.size[1] > PREVIEW_MAX_PIXELS:
+        return too_large_tile(width, height, max_side, quality)
     image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS)
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=quality)
     return out.getvalue()
-
-
-def sidecar_path(path: Path) -> Path:
-    """Where the JSON sidecar of an image file lives (``x.png`` → ``x.json``)."""
-    return path.with_suffix(".json")
 
 
 def _png_with_text(data: bytes, text: str) -> bytes:
@@ -108,7 +183,7 @@ def _jpeg_with_comment(data: bytes, text: str) -> bytes:
 
 
 def save_image(data: bytes, path: str | Path, metadata: dict[str, Any]) -> Path:
-    """Write image bytes to `path` with `metadata` embedded and in a JSON sidecar."""
+    """Write image bytes to `path` with `metadata` embedded, durably (fsynced)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metadata, sort_keys=True, default=str)
@@ -118,15 +193,18 @@ def save_image(data: bytes, path: str | Path, metadata: dict[str, Any]) -> Path:
         payload = _jpeg_with_comment(data, text)
     else:
         payload = data
-    target.write_bytes(payload)
-    sidecar_path(target).write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str))
+    with target.open("wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
     return target
 
 
 def read_metadata(path: str | Path) -> dict[str, Any] | None:
-    """The metadata embedded by `save_image`, read back from the image file itself."""
-    with Image.open(path) as image:
-        text = getattr(image, "text", {}).get(METADATA_KEY) if image.format == "PNG" else None
+    """The metadata embedded by `save_image`, read back from the image file itself (from the
+    header: the pixels are not decoded, so a huge image is no problem)."""
+    with _open_unchecked(Path(path).read_bytes()) as image:
+        text = image.info.get(METADATA_KEY) if image.format == "PNG" else None
         comment = image.info.get("comment")
     if text is None and isinstance(comment, bytes) and comment.startswith(_JPEG_COMMENT_PREFIX):
         text = comment[len(_JPEG_COMMENT_PREFIX) :].decode("utf-8")

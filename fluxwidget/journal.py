@@ -1,8 +1,10 @@
 """An append-only journal of submitted requests, so a paid image is never lost.
 
 Every accepted submit is written (and fsynced) here before anything waits on the job; its end
-(result fetched, cancelled, failed) is appended later. `pending()` lists the jobs whose result
-was never fetched, so they can be recovered by request id. The key is never written.
+(result fetched, cancelled, failed) is appended later. A failure with ``final: false`` (a 5xx or
+a dropped connection on the result call) is not an end: the job can still be collected.
+`pending()` lists the jobs whose result was never fetched, so they can be recovered by request
+id. The key is never written.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 __all__ = ["Journal", "default_journal_path"]
 
-_TERMINAL = {"completed", "cancelled", "failed"}
+_TERMINAL = {"completed", "cancelled", "failed", "moved"}  # moved: into a run folder
 
 
 def default_journal_path() -> Path:
@@ -68,6 +70,6 @@ class Journal:
             rid = str(record.get("request_id") or "")
             if record.get("event") == "submitted" and rid:
                 submitted[rid] = record
-            elif record.get("event") in _TERMINAL:
+            elif record.get("event") in _TERMINAL and record.get("final", True):
                 submitted.pop(rid, None)
         return list(submitted.values())

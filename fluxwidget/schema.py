@@ -10,12 +10,15 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import FieldProblem as FieldProblem
+from .errors import InputError as InputError
 
 ENDPOINT_ID = "fal-ai/flux-lora"
 
@@ -293,32 +296,6 @@ def allowed_values(field: str) -> str:
     return "see the field's description"
 
 
-@dataclass(frozen=True)
-class FieldProblem:
-    """One invalid field: where it is, what was given, and what is allowed."""
-
-    field: str
-    """Dotted path, e.g. ``num_images`` or ``loras[0].scale``."""
-    value: Any
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.field}: {self.message}"
-
-
-class InputError(ValueError):
-    """The input is invalid; raised before any request is sent."""
-
-    def __init__(self, problems: list[FieldProblem]) -> None:
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"invalid flux-lora input:\n{lines}")
-
-    def for_field(self, field: str) -> list[FieldProblem]:
-        """The problems of one top-level field (e.g. all of ``loras[...]``)."""
-        return [p for p in self.problems if p.field.split("[")[0].split(".")[0] == field]
-
-
 def _dotted(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
@@ -375,16 +352,27 @@ def _problems(exc: ValidationError) -> list[FieldProblem]:
 
 
 def validate_input(
-    data: FluxLoraInput | dict[str, Any] | None = None, **fields: Any
+    data: FluxLoraInput | Mapping[str, Any] | str | None = None, **fields: Any
 ) -> FluxLoraInput:
-    """Build a FluxLoraInput from a model, a dict or keyword arguments, or raise InputError."""
+    """Build a FluxLoraInput from a model, a dict, a prompt string or keyword arguments, or
+    raise InputError (also for an input of the wrong type)."""
     if isinstance(data, FluxLoraInput) and not fields:
         return data
     merged: dict[str, Any] = {}
     if isinstance(data, FluxLoraInput):
         merged.update(data.model_dump(exclude_unset=False))
-    elif data is not None:
+    elif isinstance(data, str):
+        merged["prompt"] = data  # generate("a tiger eye")
+    elif isinstance(data, Mapping):
+        if not all(isinstance(key, str) for key in data):
+            allowed = ", ".join(FluxLoraInput.model_fields)
+            message = f"field names must be strings; allowed: {allowed}"
+            raise InputError([FieldProblem("input", None, message)])
         merged.update(data)
+    elif data is not None:
+        allowed = "a FluxLoraInput, a dict of fields, or the prompt as a string"
+        message = f"a {type(data).__name__} is not allowed; use {allowed}"
+        raise InputError([FieldProblem("input", _short_repr(data), message)])
     merged.update(fields)
     try:
         return FluxLoraInput.model_validate(merged)

@@ -12,7 +12,7 @@ from ipywidgets.widgets.widget import _instances
 
 from fluxwidget.client import FluxClient
 from fluxwidget.emulator import Emulator
-from fluxwidget.errors import AuthenticationError, CancelledError
+from fluxwidget.errors import AuthenticationError, JobCancelledError
 from fluxwidget.images import open_image
 from fluxwidget.schema import FluxLoraInput, InputError
 from fluxwidget.ui import FluxPanel
@@ -193,7 +193,7 @@ async def test_cancel_when_done_says_so(panel: FluxPanel) -> None:
     panel.set(prompt="quick", num_inference_steps=20)
     panel.generate_button.click()
     assert await panel.jobs[-1].cancel() == "PENDING_SUBMIT"  # sent once the submit returns
-    with pytest.raises(CancelledError):
+    with pytest.raises(JobCancelledError):
         await asyncio.gather(*panel.tasks)
     assert panel.jobs[-1].row.text == "Cancelled"
     await panel.generate(num_inference_steps=2)

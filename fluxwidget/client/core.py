@@ -5,34 +5,55 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import httpx
 
-from ..errors import FalError, GenerationTimeout, TransportError
-from ..images import decode_data_uri
+from ..errors import (
+    FalError,
+    FieldProblem,
+    GenerationTimeout,
+    InputError,
+    ProtocolError,
+    ResponseTooLargeError,
+)
+from ..images import decode_data_uri, image_size
 from ..journal import Journal
 from ..schema import FluxImage, FluxLoraInput, FluxLoraOutput, validate_input
 from .config import ClientConfig, key_from_environment
 from .handle import RequestHandle, UpdateCallback
-from .responses import error_from_response
+from .limits import Limits
+from .redact import Redactor
+from .responses import error_from_response, read_object
 from .retries import RetryPolicy
 from .status import StatusUpdate
 from .transport import Transport
+from .urls import check_image_url, is_downgrade
 
 __all__ = ["FluxClient"]
 
 log = logging.getLogger("fluxwidget.client")
 
 SyncMode = Literal["thread", "nest_asyncio"]
+E = TypeVar("E", bound=BaseException)
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
+"""A request id the client will put in a URL or a journal (fal's are UUIDs)."""
 
 
 class FluxClient:
     """An async client for ``fal-ai/flux-lora`` on fal's queue, a proxy, or the emulator.
 
     The key comes from `api_key`, else ``FAL_KEY``, else ``FAL_KEY_ID`` + ``FAL_KEY_SECRET``;
-    it is sent only in the Authorization header of queue calls and never shown.
+    it is sent only in the Authorization header of queue calls and never shown: every error
+    the client raises has it masked.
+
+    `transport` is an httpx transport to send through (e.g. ``httpx.ASGITransport(app=...)``
+    for in-process tests); it is closed with the client. `limits` caps what a server can make
+    the client hold and how long it waits (see `Limits`); `retry` says what is retried.
     """
 
     def __init__(
@@ -43,6 +64,7 @@ class FluxClient:
         auth_scheme: str | None = None,
         endpoint: str | None = None,
         url_mode: str | None = None,
+        platform_url: str | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         max_concurrency: int = 8,
@@ -51,13 +73,20 @@ class FluxClient:
         poll_interval: float = 0.25,
         max_poll_interval: float = 2.0,
         retry: RetryPolicy | None = None,
+        limits: Limits | None = None,
         journal: Journal | str | Path | bool | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = ClientConfig.resolve(
-            base_url=base_url, endpoint=endpoint, auth_scheme=auth_scheme, url_mode=url_mode
+            base_url=base_url,
+            endpoint=endpoint,
+            auth_scheme=auth_scheme,
+            url_mode=url_mode,
+            platform_url=platform_url,
         )
         key = api_key if api_key is not None else key_from_environment()
         self.__key = key.strip() if key else None
+        self._redactor = Redactor(self.__key)
         self.use_sse = use_sse
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
@@ -67,13 +96,47 @@ class FluxClient:
             self.journal = journal
         else:
             self.journal = Journal(None if journal in (None, True) else Path(str(journal)))
-        self._transport = Transport(
+        self._options: dict[str, Any] = {
+            "base_url": self.config.base_url,
+            "auth_scheme": self.config.auth_scheme,
+            "endpoint": self.config.endpoint,
+            "url_mode": self.config.url_mode,
+            "platform_url": self.config.platform_url,
+            "connect_timeout": connect_timeout,
+            "read_timeout": read_timeout,
+            "max_concurrency": max_concurrency,
+            "max_streams": max_streams,
+            "use_sse": use_sse,
+            "poll_interval": poll_interval,
+            "max_poll_interval": max_poll_interval,
+            "retry": retry or RetryPolicy(),
+            "limits": limits or Limits(),
+            "journal": self.journal if self.journal is not None else False,
+            "transport": transport,
+        }
+        self._http = Transport(
             auth_header=f"{self.config.auth_scheme} {self.__key}" if self.__key else None,
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            stream_read_timeout=max(read_timeout, 60.0),
             max_concurrency=max_concurrency,
             max_streams=max_streams,
-            retry=retry or RetryPolicy(),
+            retry=self._options["retry"],
+            limits=self._options["limits"],
+            transport=transport,
+        )
+
+    def with_options(self, *, api_key: str | None = None, **changes: Any) -> FluxClient:
+        """A copy of this client with some settings changed (any `__init__` argument).
+
+        Everything not named is kept: the key (unless `api_key` is given), URL mode, journal,
+        SSE, concurrency, retry policy, limits and transport. The copy has its own connections;
+        close this client when it is no longer used.
+        """
+        unknown = set(changes) - set(self._options)
+        if unknown:
+            raise TypeError(f"with_options: unknown option(s) {', '.join(sorted(unknown))}")
+        return FluxClient(
+            api_key if api_key is not None else self.__key or "",
+            **{**self._options, **changes},
         )
 
     def __repr__(self) -> str:
@@ -88,6 +151,16 @@ class FluxClient:
         """Whether a key is configured (the key itself is never exposed)."""
         return self.__key is not None
 
+    @property
+    def limits(self) -> Limits:
+        """The caps and deadlines in force."""
+        return self._http.limits
+
+    @property
+    def http(self) -> Transport:
+        """The transport the calls go through (part of `ClientPort`, used by handles)."""
+        return self._http
+
     async def __aenter__(self) -> FluxClient:
         return self
 
@@ -96,22 +169,39 @@ class FluxClient:
 
     async def aclose(self) -> None:
         """Close the connections this client opened on the running loop."""
-        await self._transport.aclose()
+        await self._http.aclose()
 
-    # --- internals shared with RequestHandle ----------------------------------------------
+    # --- what handles use (`ClientPort`) ----------------------------------------------------
 
-    def _error(
-        self, response: httpx.Response, *, request_id: str | None = None, completed: bool = False
+    def error_for(
+        self,
+        response: httpx.Response,
+        *,
+        request_id: str | None = None,
+        completed: bool = False,
+        download: bool = False,
     ) -> FalError:
+        """The typed error for an error reply, the key masked in all it carries."""
         return error_from_response(
             response,
             request_id=request_id,
             auth_scheme=self.config.auth_scheme,
             completed=completed,
-            redact=self.__key,
+            download=download,
+            redactor=self._redactor,
         )
 
-    async def _record(self, event: str, request_id: str, **fields: Any) -> None:
+    def scrub(self, exc: E) -> E:
+        """`exc` with the key masked in its args and attributes."""
+        self._redactor.scrub(exc)
+        return exc
+
+    def redact(self, text: str) -> str:
+        """`text` with the key masked."""
+        return self._redactor.text(text)
+
+    async def record(self, event: str, request_id: str, **fields: Any) -> None:
+        """Append an event to the journal (when there is one)."""
         if self.journal is not None:
             await asyncio.to_thread(self.journal.append, event, request_id, **fields)
 
@@ -119,51 +209,51 @@ class FluxClient:
 
     async def submit(
         self,
-        input: FluxLoraInput | dict[str, Any] | None = None,
+        input: FluxLoraInput | Mapping[str, Any] | str | None = None,
         /,
         *,
         start_timeout: float | None = None,
         headers: dict[str, str] | None = None,
+        journal: Journal | None = None,
+        journal_fields: dict[str, Any] | None = None,
         **fields: Any,
     ) -> RequestHandle:
         """Validate the input (InputError before any request), submit it, journal the id.
 
+        The input is a FluxLoraInput, a dict of fields, the prompt as a string, or keywords.
         `start_timeout` sends ``X-Fal-Request-Timeout``: fal gives up (504, final) when the job
-        has not started by then.
+        has not started by then. A submit is never retried once the server may have accepted
+        it. When its reply is unreadable, the ``x-fal-request-id`` header still identifies the
+        job: it is journaled and its handle returned. `journal` (default: the client's) gets the
+        request id, fsynced, before this returns; `journal_fields` go into each of its records.
         """
         params = validate_input(input, **fields)
         extra = dict(headers or {})
         if start_timeout is not None:
             extra["X-Fal-Request-Timeout"] = f"{start_timeout:g}"
-        url = self.config.submit_url
-        try:
-            response = await self._transport.request(
-                "POST", url, json=params.to_payload(), headers=extra, submit=True
-            )
-        except httpx.TransportError as exc:
-            maybe_sent = not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
-            why = (
-                "no reply to the submit: the server may have accepted (and billed) it, so it was "
-                "not retried — look for it in your fal request history before submitting again"
-                if maybe_sent
-                else f"could not connect to {self.config.base_url}"
-            )
-            raise TransportError(f"{type(exc).__name__}: {why}") from None
+        response = await self._http.request(
+            "submit",
+            "POST",
+            self.config.submit_url,
+            json=params.to_payload(),
+            headers=extra,
+            submit=True,
+        )
         if response.is_error:
-            raise self._error(response)
-        body = response.json()
-        request_id = str(body["request_id"])
+            raise self.error_for(response)
+        request_id, urls = self._accepted(response)
         handle = RequestHandle(
             self,
             request_id,
-            status_url=self.config.choose_url(body.get("status_url"), request_id, "/status"),
-            response_url=self.config.choose_url(body.get("response_url"), request_id, ""),
-            cancel_url=self.config.choose_url(body.get("cancel_url"), request_id, "/cancel"),
+            status_url=self._follow(urls.get("status_url"), request_id, "/status"),
+            response_url=self._follow(urls.get("response_url"), request_id, ""),
+            cancel_url=self._follow(urls.get("cancel_url"), request_id, "/cancel"),
             input=params,
+            journal=journal if journal is not None else self.journal,
+            journal_fields=journal_fields,
         )
-        await self._record(
+        await handle.record(
             "submitted",
-            request_id,
             endpoint=self.config.endpoint,
             base_url=self.config.base_url,
             status_url=handle.status_url,
@@ -173,14 +263,61 @@ class FluxClient:
         )
         return handle
 
-    def handle(self, request_id: str) -> RequestHandle:
-        """A handle for an earlier request, by id (URLs built on the base URL)."""
+    def _accepted(self, response: httpx.Response) -> tuple[str, dict[str, str]]:
+        """The request id and URLs of an accepted submit; falls back on the
+        ``x-fal-request-id`` header when the body cannot be read."""
+        header_id = response.headers.get("x-fal-request-id", "").strip()
+        try:
+            body = read_object(response, "submit")
+            request_id = body.get("request_id")
+            if not isinstance(request_id, str) or not request_id:
+                raise ProtocolError("submit", "the reply has no 'request_id' string")
+            if not _SAFE_ID.match(request_id):
+                raise ProtocolError("submit", "the request id has characters ids never have")
+        except ProtocolError as exc:
+            if not _SAFE_ID.match(header_id):
+                exc.problem += (
+                    "; the server may have accepted (and billed) the job, so it was not "
+                    "retried — look for it in your fal request history"
+                )
+                exc.message = f"unreadable reply to submit: {exc.problem}"
+                exc.args = (exc.message,)
+                raise self.scrub(exc) from None
+            log.warning("unreadable submit reply (%s); using x-fal-request-id", exc.problem)
+            return header_id, {}
+        urls = {k: v for k, v in body.items() if k.endswith("_url") and isinstance(v, str)}
+        return request_id, urls
+
+    def _follow(self, returned: str | None, request_id: str, suffix: str) -> str:
+        """The URL mode applied to a returned URL; ``auto`` never follows https → http."""
+        if (
+            returned
+            and self.config.url_mode == "auto"
+            and is_downgrade(returned, self.config.base_url)
+        ):
+            returned = None
+        return self.config.choose_url(returned, request_id, suffix)
+
+    def handle(
+        self,
+        request_id: str,
+        *,
+        journal: Journal | None = None,
+        journal_fields: dict[str, Any] | None = None,
+    ) -> RequestHandle:
+        """A handle for an earlier request, by id (URLs built on the base URL); its events go
+        to `journal` (default: the client's)."""
+        if not isinstance(request_id, str) or not _SAFE_ID.match(request_id):
+            message = "is not a request id (letters, digits, '-', '_' and '.'; fal's are UUIDs)"
+            raise InputError([FieldProblem("request_id", str(request_id)[:80], message)])
         return RequestHandle(
             self,
             request_id,
             status_url=self.config.request_url(request_id, "/status"),
             response_url=self.config.request_url(request_id),
             cancel_url=self.config.request_url(request_id, "/cancel"),
+            journal=journal if journal is not None else self.journal,
+            journal_fields=journal_fields,
         )
 
     async def status(self, request_id: str, *, logs: bool = True) -> StatusUpdate:
@@ -197,7 +334,7 @@ class FluxClient:
 
     async def generate(
         self,
-        input: FluxLoraInput | dict[str, Any] | None = None,
+        input: FluxLoraInput | Mapping[str, Any] | str | None = None,
         /,
         *,
         timeout: float | None = None,
@@ -206,6 +343,7 @@ class FluxClient:
     ) -> FluxLoraOutput:
         """Submit, wait for completion and return the result.
 
+        ``generate("a tiger eye", seed=7)``: the prompt may be the first argument.
         After `timeout` seconds the job is cancelled best-effort and GenerationTimeout raised.
         If this coroutine is cancelled, the job is cancelled too, so nothing keeps running
         (and paying) unseen.
@@ -224,25 +362,62 @@ class FluxClient:
             raise
 
     async def download(self, image: FluxImage | str) -> bytes:
-        """An image's bytes: a ``data:`` URI decoded, or an http(s) URL fetched (no key sent)."""
+        """An image's bytes: a ``data:image/*`` URI decoded, or an URL fetched without the key.
+
+        The URL must pass the image URL policy (`UnsafeURLError` else); redirects are followed
+        (each hop checked), the download has an overall deadline and a minimum rate
+        (`DownloadTooSlowError`), and its bytes and pixels are capped (`ResponseTooLargeError`).
+        A 404/410 raises `ImageGoneError`.
+        """
         url = image.url if isinstance(image, FluxImage) else image
-        if url.startswith("data:"):
-            return decode_data_uri(url)[0]
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"cannot download {url[:80]!r}: not an http(s) or data: URL")
+        limits = self.limits
+
+        def check(target: str) -> None:
+            check_image_url(
+                target, base_url=self.config.base_url, allow_private=limits.allow_private_hosts
+            )
+
+        check(url)
+        if url.strip().lower().startswith("data:"):
+            if len(url) > limits.max_image_bytes * 4 // 3 + 1024:
+                raise ResponseTooLargeError(
+                    "image download", "the data: URI", limits.max_image_bytes
+                )
+            try:
+                data = decode_data_uri(url.strip())[0]
+            except ValueError as exc:
+                raise ProtocolError("image download", str(exc)) from None
+        else:
+            response = await self._http.download(url, check=check)
+            if response.is_error:
+                raise self.error_for(response, download=True)
+            data = response.content
+        self._check_pixels(data)
+        return data
+
+    def _check_pixels(self, data: bytes) -> None:
         try:
-            response = await self._transport.request("GET", url, auth=False)
-        except httpx.TransportError as exc:
-            raise TransportError(f"{type(exc).__name__} while downloading {url[:120]}") from None
-        if response.is_error:
-            raise self._error(response)
-        return response.content
+            width, height = image_size(data)
+        except ValueError:
+            raise ProtocolError("image download", "the bytes are not an image") from None
+        if width * height > self.limits.max_image_pixels:
+            raise ResponseTooLargeError(
+                "image download",
+                f"the image ({width}×{height} pixels)",
+                self.limits.max_image_pixels,
+            )
+
+    async def platform_get(self, path: str, params: dict[str, str]) -> httpx.Response:
+        """GET ``{config.platform_url}{path}`` with the key (fal's platform API, e.g. prices);
+        raises fluxwidget's `TransportError` when the network fails."""
+        url = f"{self.config.platform_url}{path}"
+        return await self._http.request("platform", "GET", url, params=params)
 
     # --- blocking use ---------------------------------------------------------------------
 
     def generate_sync(
         self,
-        input: FluxLoraInput | dict[str, Any] | None = None,
+        input: FluxLoraInput | Mapping[str, Any] | str | None = None,
         /,
         *,
         mode: SyncMode = "thread",

@@ -1,4 +1,8 @@
-"""A submitted request: its status updates (SSE stream, polling fallback), result and cancel."""
+"""A submitted request: its status updates (SSE stream, polling fallback), result and cancel.
+
+A handle talks to its client only through `ClientPort` (the transport, the error mapping, the
+journal and the polling settings), so it can be driven by any client that offers those.
+"""
 
 from __future__ import annotations
 
@@ -6,36 +10,88 @@ import asyncio
 import inspect
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, TypeVar
 
 import httpx
-from httpx_sse import SSEError
 
-from ..errors import CancelledError, FalError, NotFoundError
+from ..errors import (
+    AuthenticationError,
+    FalError,
+    JobCancelledError,
+    NotFoundError,
+    ProtocolError,
+    RateLimitError,
+    RequestTimeoutError,
+    ResultExpiredError,
+    ResultNotReadyError,
+    ServerError,
+    TransportError,
+    ValidationFailedError,
+)
+from ..journal import Journal
 from ..schema import FluxLoraInput, FluxLoraOutput
+from .responses import parse_result, read_object
+from .sse import KEEPALIVE
 from .status import Completed, InProgress, Queued, StatusUpdate, parse_status
+from .transport import Transport
 
-if TYPE_CHECKING:
-    from .core import FluxClient
-
-__all__ = ["RequestHandle", "UpdateCallback"]
+__all__ = ["ClientPort", "RequestHandle", "UpdateCallback", "is_final_error"]
 
 log = logging.getLogger("fluxwidget.client")
 
 UpdateCallback = Callable[[StatusUpdate], Awaitable[None] | None]
+E = TypeVar("E", bound=BaseException)
+
+
+class ClientPort(Protocol):
+    """What a `RequestHandle` needs from its client (`FluxClient` provides it)."""
+
+    @property
+    def http(self) -> Transport:
+        """Sends the calls (retries, caps, the key)."""
+
+    @property
+    def use_sse(self) -> bool: ...
+
+    @property
+    def poll_interval(self) -> float: ...
+
+    @property
+    def max_poll_interval(self) -> float: ...
+
+    def error_for(
+        self, response: httpx.Response, *, request_id: str | None = None, completed: bool = False
+    ) -> FalError:
+        """The typed error for an error reply, the key masked."""
+
+    def scrub(self, exc: E) -> E:
+        """The exception with the key masked in every attribute."""
+
+    def redact(self, text: str) -> str:
+        """The text with the key masked."""
+
+    async def record(self, event: str, request_id: str, **fields: Any) -> None:
+        """Append an event to the journal (when there is one)."""
 
 
 class _StreamUnusable(Exception):
     """The server answered the status stream with something other than a full stream."""
 
 
-_STREAM_FAILURES = (
-    _StreamUnusable,
-    httpx.TransportError,
-    SSEError,
-    json.JSONDecodeError,
-    ValueError,
+# A stream that fails in any of these ways is replaced by polling (the status call then
+# reports a lasting problem as a typed error).
+_STREAM_FAILURES = (_StreamUnusable, TransportError, ProtocolError)
+
+# Errors of the result call that say nothing final about the job: it stays pending in the
+# journal, so `recover` can fetch it later.
+_TRANSIENT = (
+    AuthenticationError,
+    RateLimitError,
+    ResultNotReadyError,
+    TransportError,
+    ProtocolError,
 )
 
 
@@ -47,73 +103,118 @@ def _fingerprint(update: StatusUpdate) -> tuple[Any, ...]:
     return ("completed",)
 
 
+def is_final_error(error: BaseException) -> bool:
+    """True for a job's error that asking again cannot change: the server refused the input
+    (422), the job never started in time (504 user timeout), or its result is gone."""
+    return isinstance(error, (ValidationFailedError, RequestTimeoutError, ResultExpiredError))
+
+
 class RequestHandle:
     """One queued request, by id. Get it from `FluxClient.submit` or `FluxClient.handle`."""
 
     def __init__(
         self,
-        client: FluxClient,
+        client: ClientPort,
         request_id: str,
         *,
         status_url: str,
         response_url: str,
         cancel_url: str,
         input: FluxLoraInput | None = None,
+        journal: Journal | None = None,
+        journal_fields: dict[str, Any] | None = None,
     ) -> None:
         self._client = client
+        self._journal = journal
+        self._journal_fields = dict(journal_fields or {})
         self.request_id = request_id
         self.status_url = status_url
         self.response_url = response_url
         self.cancel_url = cancel_url
         self.input = input
         self.completed: Completed | None = None
+        self.billable_units: float | None = None
+        """``x-fal-billable-units`` of the result reply, when the server sent it."""
         self._cancel_requested = False
 
     def __repr__(self) -> str:
         state = "completed" if self.completed else "pending"
         return f"RequestHandle({self.request_id!r}, {state})"
 
+    async def record(self, event: str, **fields: Any) -> None:
+        """Append an event about this request to its journal (fsynced, in a thread)."""
+        if self._journal is not None:
+            merged = {**self._journal_fields, **fields}
+            await asyncio.to_thread(self._journal.append, event, self.request_id, **merged)
+
     def _error(self, response: httpx.Response) -> FalError:
-        return self._client._error(
+        return self._client.error_for(
             response, request_id=self.request_id, completed=bool(self.completed)
         )
 
-    async def status(self, *, logs: bool = True) -> StatusUpdate:
-        """The current status (one GET)."""
-        response = await self._client._transport.request(
-            "GET", self.status_url, params={"logs": "1" if logs else "0"}
+    def _cancelled(self) -> JobCancelledError:
+        return JobCancelledError(
+            "the job was cancelled", status_code=404, request_id=self.request_id
         )
-        if response.status_code == 404 and self._cancel_requested:
-            raise CancelledError(
-                "the job was cancelled", status_code=404, request_id=self.request_id
-            )
-        if response.is_error:
-            raise self._error(response)
-        update = parse_status(response.json(), self.request_id)
+
+    def _parse(self, data: Any, call: str) -> StatusUpdate:
+        try:
+            update = parse_status(data, self.request_id, call)
+        except ProtocolError as exc:
+            exc.request_id = self.request_id
+            raise self._client.scrub(exc) from None
         if isinstance(update, Completed):
             self.completed = update
         return update
 
+    async def status(self, *, logs: bool = True) -> StatusUpdate:
+        """The current status (one GET; a 5xx or a dropped connection is retried)."""
+        response = await self._client.http.request(
+            "status", "GET", self.status_url, params={"logs": "1" if logs else "0"}, any_5xx=True
+        )
+        if response.status_code == 404 and self._cancel_requested:
+            raise self._cancelled()
+        if response.is_error:
+            raise self._error(response)
+        try:
+            body = read_object(response, "status")
+        except ProtocolError as exc:
+            exc.request_id = self.request_id
+            raise
+        return self._parse(body, "status")
+
     async def _stream(self, logs: bool) -> AsyncIterator[StatusUpdate]:
         """Updates from the SSE stream. Yields nothing when every stream slot is taken; raises
-        `_StreamUnusable` when the server will not stream (the caller then only polls)."""
+        `_StreamUnusable` when the server will not stream (the caller then only polls).
+
+        While the stream brings keep-alives but no status event, a status call checks the job
+        every `Limits.status_check_interval` seconds (a finished job is noticed then, not only
+        when the server closes the stream).
+        """
         params = {"logs": "1" if logs else "0"}
-        async with self._client._transport.stream(
-            f"{self.status_url}/stream", params=params
-        ) as source:
+        http = self._client.http
+        check_every = http.limits.status_check_interval
+        async with http.stream(f"{self.status_url}/stream", params=params) as source:
             if source is None:
                 return
-            if source.response.status_code in (401, 403):
-                await source.response.aread()
-                raise self._error(source.response)
-            if source.response.status_code != 200:
-                raise _StreamUnusable(f"HTTP {source.response.status_code}")
-            async for event in source.aiter_sse():
-                if not event.data:
-                    continue
-                update = parse_status(json.loads(event.data), self.request_id)
-                if isinstance(update, Completed):
-                    self.completed = update
+            code = source.response.status_code
+            if code in (401, 403):
+                raise self._error(await http.read_error_body(source.response))
+            if code != 200:
+                raise _StreamUnusable(f"HTTP {code}")
+            last_news = time.monotonic()
+            async for data in source.events():
+                if data is KEEPALIVE:
+                    if time.monotonic() - last_news < check_every:
+                        continue
+                    update = await self.status(logs=logs)
+                else:
+                    try:
+                        parsed = json.loads(data)
+                    except (ValueError, RecursionError):
+                        raise ProtocolError("status stream", "an event is not valid JSON") from None
+                    update = self._parse(parsed, "status stream")
+                last_news = time.monotonic()
                 yield update
                 if isinstance(update, Completed):
                     return
@@ -142,7 +243,7 @@ class RequestHandle:
                         if isinstance(update, Completed):
                             return
                 except _STREAM_FAILURES as exc:
-                    log.info("status stream unusable (%s); polling", exc or type(exc).__name__)
+                    log.info("status stream unusable (%s); polling", type(exc).__name__)
                     stream_ok = False
             update = await self.status(logs=logs)
             if _fingerprint(update) != seen:
@@ -166,25 +267,42 @@ class RequestHandle:
         return self.completed
 
     async def fetch_result(self) -> FluxLoraOutput:
-        """GET the result now; raises the job's error as a FalError subclass."""
-        response = await self._client._transport.request("GET", self.response_url)
+        """GET the result now; raises the job's error as a FalError subclass.
+
+        A final error (the job failed, was cancelled, its result expired) is journaled; a
+        passing one (network, rate limit, an unreadable reply) leaves the job pending there.
+        """
+        response = await self._client.http.request("result", "GET", self.response_url)
         if response.is_error:
             error = self._error(response)
             if isinstance(error, NotFoundError) and self._cancel_requested:
-                error = CancelledError(
-                    "the job was cancelled", status_code=404, request_id=self.request_id
+                error = self._cancelled()
+            if not self._transient(error, response):
+                await self.record(
+                    "cancelled" if isinstance(error, JobCancelledError) else "failed",
+                    error=str(error),
                 )
-            await self._client._record(
-                "cancelled" if isinstance(error, CancelledError) else "failed",
-                self.request_id,
-                error=str(error),
-            )
             raise error
-        output = FluxLoraOutput.model_validate(response.json())
+        try:
+            output = parse_result(read_object(response, "result"))
+        except ProtocolError as exc:
+            exc.request_id = self.request_id
+            raise
+        units = response.headers.get("x-fal-billable-units")
+        try:
+            self.billable_units = float(units) if units is not None else None
+        except ValueError:
+            self.billable_units = None
         # the image URLs (not inline data: URIs) stay on fal's CDN after the result expires
         urls = [image.url for image in output.images if not image.url.startswith("data:")]
-        await self._client._record("completed", self.request_id, image_urls=urls, seed=output.seed)
+        await self.record("completed", image_urls=urls, seed=output.seed)
         return output
+
+    @staticmethod
+    def _transient(error: FalError, response: httpx.Response) -> bool:
+        if isinstance(error, ServerError):
+            return "x-fal-request-id" not in response.headers  # else: the model's own error
+        return isinstance(error, _TRANSIENT)
 
     async def result(self, on_update: UpdateCallback | None = None) -> FluxLoraOutput:
         """Wait for completion (if needed), then return the output."""
@@ -197,24 +315,34 @@ class RequestHandle:
 
         A queued job is removed; a running one is signalled and may still finish.
         """
-        response = await self._client._transport.request("PUT", self.cancel_url)
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        status = body.get("status") if isinstance(body, dict) else None
+        response = await self._client.http.request("cancel", "PUT", self.cancel_url)
+        status: Any = None
+        if response.content.strip():
+            try:
+                body = json.loads(response.content)
+            except (ValueError, RecursionError):
+                body = None
+                if not response.is_error:
+                    raise ProtocolError(
+                        "cancel", "the reply is not valid JSON", request_id=self.request_id
+                    ) from None
+            status = body.get("status") if isinstance(body, dict) else None
+            if status is not None and not isinstance(status, str):
+                raise ProtocolError(
+                    "cancel", "'status' is not a string", request_id=self.request_id
+                )
         if response.status_code in (401, 403) or (response.is_error and not status):
             raise self._error(response)
-        outcome = str(status or "OK")
+        outcome = str(status or "OK")[:60]
         if outcome in ("CANCELLATION_REQUESTED", "OK"):
             self._cancel_requested = True
-            await self._client._record("cancel_requested", self.request_id)
-        return outcome
+            await self.record("cancel_requested")
+        return self._client.redact(outcome)
 
     async def cancel_quietly(self, timeout: float = 5.0) -> str | None:
         """Best-effort cancel that never raises (used when a wait is abandoned)."""
         try:
             return await asyncio.wait_for(self.cancel(), timeout)
-        except (FalError, httpx.HTTPError, asyncio.TimeoutError) as exc:
+        except (FalError, asyncio.TimeoutError) as exc:
             log.info("best-effort cancel of %s failed: %s", self.request_id, type(exc).__name__)
             return None

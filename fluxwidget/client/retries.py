@@ -6,7 +6,10 @@
 - A submit is retried only when the server certainly did not accept it: the connection was never
   made (refused, connect timeout, no pooled connection), or it answered 429 or 503. Never after a
   read timeout or a dropped connection: a retried submit gets a new request id and pays twice.
-- Waits grow exponentially with jitter; a ``Retry-After`` header is honoured (capped).
+- A status call (read-only) is also retried on any other 5xx.
+- Waits grow exponentially with jitter; a ``Retry-After`` header is honoured up to
+  `RetryPolicy.max_retry_after`: a longer one is not waited for, and the reply (a 429 becomes a
+  `RateLimitError` carrying the server's value) is returned at once.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ class RetryPolicy:
     max_attempts: int = 5
     initial_wait: float = 0.1
     max_wait: float = 10.0
+    """The longest backoff between attempts when the server did not say."""
+    max_retry_after: float = 120.0
+    """The longest ``Retry-After`` honoured; past it the call fails with the server's value."""
 
 
 class RetryableResponse(Exception):
@@ -53,8 +59,18 @@ class RetryableResponse(Exception):
         self.retry_after = parse_retry_after(response.headers.get("retry-after"))
 
 
-def should_retry_response(response: httpx.Response, *, submit: bool) -> bool:
+def should_retry_response(
+    response: httpx.Response,
+    *,
+    submit: bool,
+    policy: RetryPolicy | None = None,
+    any_5xx: bool = False,
+) -> bool:
     """Whether an error reply is worth another attempt under the rules above."""
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
+    limit = (policy or RetryPolicy()).max_retry_after
+    if retry_after is not None and retry_after > limit:
+        return False
     needs_retry = response.headers.get("x-fal-needs-retry")
     if needs_retry is not None and not submit:
         return needs_retry.strip() in ("1", "true")
@@ -62,6 +78,8 @@ def should_retry_response(response: httpx.Response, *, submit: bool) -> bool:
         return False
     if submit:
         return response.status_code in _SUBMIT_RETRY_STATUSES
+    if any_5xx and response.status_code >= 500:
+        return True
     if response.status_code >= 500 and "x-fal-request-id" in response.headers:
         return False  # the model's own error, not the ingress's
     return response.status_code in _RETRY_STATUSES
@@ -80,7 +98,7 @@ class _wait_retry_after(wait_base):
     """Wait what ``Retry-After`` says (capped), else exponential backoff with jitter."""
 
     def __init__(self, policy: RetryPolicy) -> None:
-        self.max_wait = policy.max_wait
+        self.max_retry_after = policy.max_retry_after
         self.backoff = wait_exponential_jitter(
             multiplier=policy.initial_wait, max=policy.max_wait, jitter=policy.initial_wait
         )
@@ -89,7 +107,7 @@ class _wait_retry_after(wait_base):
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None else None
         if isinstance(exc, RetryableResponse) and exc.retry_after is not None:
-            return min(exc.retry_after, self.max_wait)
+            return min(exc.retry_after, self.max_retry_after)
         return float(self.backoff(retry_state))
 
 

@@ -6,9 +6,12 @@ from the result call.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+from ..errors import ProtocolError
 
 __all__ = [
     "Completed",
@@ -35,18 +38,52 @@ class LogEntry:
     timestamp: str | None = None
 
     @classmethod
-    def from_json(cls, data: Any) -> LogEntry:
+    def from_json(cls, data: Any, call: str = "status") -> LogEntry:
+        """A log entry from fal's JSON (an object, or a bare string); ProtocolError else."""
         if isinstance(data, str):
             return cls(message=data)
+        if not isinstance(data, dict):
+            raise ProtocolError(call, f"a log entry is a {_kind(data)}, not an object")
+        message, level, timestamp = (
+            data.get("message", ""),
+            data.get("level"),
+            data.get("timestamp"),
+        )
         return cls(
-            message=str(data.get("message", "")),
-            level=str(data.get("level") or "INFO"),
-            timestamp=data.get("timestamp"),
+            message=message if isinstance(message, str) else _json_text(message),
+            level=level if isinstance(level, str) and level else "INFO",
+            timestamp=timestamp if isinstance(timestamp, str) else None,
         )
 
 
-def _logs(data: dict[str, Any]) -> tuple[LogEntry, ...]:
-    return tuple(LogEntry.from_json(item) for item in (data.get("logs") or []))
+def _kind(value: Any) -> str:
+    """A JSON value's kind, for error messages (never the value itself)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _json_text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def _logs(data: dict[str, Any], call: str) -> tuple[LogEntry, ...]:
+    logs = data.get("logs")
+    if logs is None:
+        return ()
+    if not isinstance(logs, list):
+        raise ProtocolError(call, f"'logs' is a {_kind(logs)}, not a list")
+    return tuple(LogEntry.from_json(item, call) for item in logs)
 
 
 def step_progress(logs: tuple[LogEntry, ...]) -> tuple[int, int] | None:
@@ -93,25 +130,61 @@ class Completed:
 StatusUpdate = Queued | InProgress | Completed
 
 
-def parse_status(data: dict[str, Any], request_id: str = "") -> StatusUpdate:
-    """Turn a status JSON body (or one SSE event) into a typed update."""
-    rid = str(data.get("request_id") or request_id)
+_STATUSES = ("IN_QUEUE", "IN_PROGRESS", "COMPLETED")
+
+
+def _position(value: Any, call: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ProtocolError(call, f"'queue_position' is a {_kind(value)}, not a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ProtocolError(call, "'queue_position' is not a number") from None
+    if not math.isfinite(number) or number < 0:
+        raise ProtocolError(call, "'queue_position' is not a whole number ≥ 0")
+    return int(number)
+
+
+def _optional_text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    return None if value is None else value if isinstance(value, str) else str(value)
+
+
+def parse_status(data: Any, request_id: str = "", call: str = "status") -> StatusUpdate:
+    """Turn a status JSON body (or one SSE event) into a typed update; anything else than the
+    protocol's shape raises `ProtocolError` naming `call` and what was wrong."""
+    if not isinstance(data, dict):
+        raise ProtocolError(call, f"the reply is a {_kind(data)}, not an object")
+    rid = data.get("request_id")
+    rid = rid if isinstance(rid, str) and rid else request_id
     status = data.get("status")
     if status == "IN_QUEUE":
-        position = data.get("queue_position")
-        return Queued(rid, int(position) if position is not None else None)
+        return Queued(rid, _position(data.get("queue_position"), call))
     if status == "IN_PROGRESS":
-        return InProgress(rid, _logs(data))
+        return InProgress(rid, _logs(data, call))
     if status == "COMPLETED":
-        metrics = data.get("metrics") or {}
+        metrics = data.get("metrics")
+        metrics = metrics if isinstance(metrics, dict) else {}
+        inference: Any = metrics.get("inference_time")
+        valid = isinstance(inference, (int, float)) and not isinstance(inference, bool)
+        inference_time = float(inference) if valid else None
         return Completed(
             rid,
-            _logs(data),
-            inference_time=metrics.get("inference_time"),
-            error=data.get("error"),
-            error_type=data.get("error_type"),
+            _logs(data, call),
+            inference_time=inference_time
+            if inference_time is not None and math.isfinite(inference_time)
+            else None,
+            error=_optional_text(data, "error"),
+            error_type=_optional_text(data, "error_type"),
         )
-    raise ValueError(f"unknown status {status!r} from the server")
+    if status is None:
+        raise ProtocolError(call, "the reply has no 'status'")
+    if not isinstance(status, str):
+        raise ProtocolError(call, f"'status' is a {_kind(status)}, not a string")
+    shown = status if len(status) <= 40 else status[:39] + "…"
+    raise ProtocolError(call, f"unknown status {shown!r}; expected one of {', '.join(_STATUSES)}")
 
 
 def queued_text(position: int | None) -> str:

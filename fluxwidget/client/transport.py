@@ -1,7 +1,12 @@
-"""HTTP plumbing: one httpx.AsyncClient per event loop, a concurrency limit, retries, SSE.
+"""HTTP plumbing: one httpx.AsyncClient per event loop, a concurrency limit, retries, caps, SSE.
+
+This is the one place where httpx's exceptions become fluxwidget's (`TransportError`,
+`ProtocolError`, `DownloadTooSlowError`). Every body is read as a stream and stopped at its cap,
+so a server cannot make the client hold more than `Limits` allows.
 
 httpx clients are bound to the loop they were first used on, so each loop (the kernel's, or a
-worker thread's for `generate_sync`) gets its own client and its own semaphores.
+worker thread's for `generate_sync`) gets its own client and its own semaphores. An injected
+`transport` (e.g. ``httpx.ASGITransport``) is shared by those clients.
 """
 
 from __future__ import annotations
@@ -10,19 +15,28 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
-from httpx_sse import EventSource, aconnect_sse
 
+from ..errors import DownloadTooSlowError, FalError, ProtocolError, ResponseTooLargeError
+from ..errors import TransportError as FluxTransportError
+from .limits import Limits
+from .responses import TOO_LARGE, TRUNCATED
 from .retries import RetryableResponse, RetryPolicy, retrying, should_retry_response
+from .sse import SSEReader
 
 __all__ = ["Transport"]
 
 log = logging.getLogger("fluxwidget.client")
+
+_DROPPED_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 @dataclass
@@ -32,25 +46,44 @@ class _LoopState:
     streams: asyncio.Semaphore
 
 
+async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]:
+    """At most `cap` bytes of the (decoded) body, and whether there was more."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        if size + len(chunk) > cap:
+            chunks.append(chunk[: cap - size])
+            return b"".join(chunks), True
+        size += len(chunk)
+        chunks.append(chunk)
+    return b"".join(chunks), False
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc or "the server"
+
+
 class Transport:
-    """Sends requests with the auth header, the concurrency limit and the retry rules."""
+    """Sends requests with the auth header, the concurrency limit, the retry rules and caps."""
 
     def __init__(
         self,
         *,
         auth_header: str | None,
         timeout: httpx.Timeout,
-        stream_read_timeout: float,
         max_concurrency: int,
         max_streams: int,
         retry: RetryPolicy,
+        limits: Limits,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._auth_header = auth_header
         self._timeout = timeout
-        self._stream_timeout = httpx.Timeout(timeout.connect, read=stream_read_timeout)
         self._max_concurrency = max_concurrency
         self._max_streams = max_streams
+        self._inner = transport
         self.retry = retry
+        self.limits = limits
         self._states: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopState] = (
             weakref.WeakKeyDictionary()
         )
@@ -69,7 +102,9 @@ class Transport:
                     max_keepalive_connections=self._max_concurrency,
                 )
                 state = _LoopState(
-                    http=httpx.AsyncClient(timeout=self._timeout, limits=limits),
+                    http=httpx.AsyncClient(
+                        timeout=self._timeout, limits=limits, transport=self._inner
+                    ),
                     calls=asyncio.Semaphore(self._max_concurrency),
                     streams=asyncio.Semaphore(self._max_streams),
                 )
@@ -82,8 +117,57 @@ class Transport:
             merged["Authorization"] = self._auth_header
         return merged
 
+    # --- httpx's exceptions, mapped once ------------------------------------------------------
+
+    def map_error(self, exc: httpx.HTTPError, call: str, *, submit: bool = False) -> FalError:
+        """The fluxwidget error for an httpx exception met during `call`."""
+        url = str(exc.request.url) if _has_request(exc) else ""
+        where = _host(url)
+        kind = type(exc).__name__
+        if isinstance(exc, httpx.DecodingError):
+            return ProtocolError(call, f"the body could not be decoded ({kind})")
+        if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
+            return FluxTransportError(f"{kind}: could not connect to {where} ({call})")
+        if submit and not isinstance(exc, httpx.PoolTimeout):
+            return FluxTransportError(
+                f"{kind}: no reply to the submit: the server may have accepted (and billed) it, "
+                "so it was not retried — look for it in your fal request history before "
+                "submitting again",
+                maybe_accepted=True,
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return FluxTransportError(f"{kind}: {where} did not answer the {call} call in time")
+        return FluxTransportError(f"{kind}: the {call} call to {where} failed ({kind})")
+
+    # --- plain calls ----------------------------------------------------------------------------
+
+    async def _send(
+        self, http: httpx.AsyncClient, request: httpx.Request, max_bytes: int
+    ) -> httpx.Response:
+        response = await http.send(request, stream=True)
+        try:
+            cap = self.limits.max_error_bytes if response.is_error else max_bytes
+            if not response.is_error and int(response.headers.get("content-length") or 0) > cap:
+                body, cut = b"", True
+            else:
+                body, cut = await _read_capped(response, cap)
+        finally:
+            await response.aclose()
+        headers = [(k, v) for k, v in response.headers.multi_items() if k not in _DROPPED_HEADERS]
+        extensions: dict[str, Any] = {TRUNCATED: cut}
+        if cut and not response.is_error:
+            extensions[TOO_LARGE] = cap
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=body,
+            request=request,
+            extensions=extensions,
+        )
+
     async def request(
         self,
+        call: str,
         method: str,
         url: str,
         *,
@@ -91,48 +175,170 @@ class Transport:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         submit: bool = False,
+        any_5xx: bool = False,
         auth: bool = True,
     ) -> httpx.Response:
-        """Send with retries; return the final reply (maybe an error status) or raise httpx's
-        transport error when the attempts ran out or a retry was not safe."""
+        """Send with retries and return the final reply (maybe an error status), its body read
+        up to its cap; raise a fluxwidget `TransportError` when the network failed for good.
+
+        `call` names the call in errors; `any_5xx` retries every 5xx (read-only calls).
+        """
         state = self._state()
-        sent_headers = self._headers(headers, auth)
+        request = state.http.build_request(
+            method, url, json=json, params=params, headers=self._headers(headers, auth)
+        )
         try:
             async for attempt in retrying(self.retry, submit=submit):
                 with attempt:
                     async with state.calls:
-                        response = await state.http.request(
-                            method, url, json=json, params=params, headers=sent_headers
-                        )
+                        response = await self._send(state.http, request, self.limits.max_json_bytes)
                     log.debug("%s %s -> %d", method, url, response.status_code)
-                    if response.is_error and should_retry_response(response, submit=submit):
+                    if response.is_error and should_retry_response(
+                        response, submit=submit, policy=self.retry, any_5xx=any_5xx
+                    ):
                         raise RetryableResponse(response)
                     return response
         except RetryableResponse as exc:
             return exc.response  # attempts ran out: the caller turns it into a FalError
+        except httpx.HTTPError as exc:
+            raise self.map_error(exc, call, submit=submit) from None
         raise AssertionError("unreachable: tenacity re-raises when it gives up")
+
+    # --- the status stream ---------------------------------------------------------------------
 
     @contextlib.asynccontextmanager
     async def stream(
         self, url: str, *, params: dict[str, str] | None = None
-    ) -> AsyncIterator[EventSource | None]:
-        """An SSE stream, or None when every stream slot is taken (the caller polls)."""
+    ) -> AsyncIterator[SSEReader | None]:
+        """An SSE stream, or None when every stream slot is taken (the caller polls).
+
+        A stream that sends no byte for `Limits.stream_idle_timeout` ends in a TransportError.
+        """
         state = self._state()
         if state.streams.locked():
             yield None
             return
-        async with (
-            state.streams,
-            aconnect_sse(
-                state.http,
-                "GET",
-                url,
-                params=params,
-                headers=self._headers(None, auth=True),
-                timeout=self._stream_timeout,
-            ) as source,
-        ):
-            yield source
+        headers = self._headers({"Accept": "text/event-stream", "Cache-Control": "no-store"}, True)
+        timeout = httpx.Timeout(self._timeout.connect, read=self.limits.stream_idle_timeout)
+        async with state.streams:
+            request = state.http.build_request(
+                "GET", url, params=params, headers=headers, timeout=timeout
+            )
+            try:
+                response = await state.http.send(request, stream=True)
+            except httpx.HTTPError as exc:
+                raise self.map_error(exc, "status stream") from None
+            try:
+                yield SSEReader(response, self.limits.max_event_bytes, self.map_error)
+            finally:
+                await response.aclose()
+
+    async def read_error_body(self, response: httpx.Response) -> httpx.Response:
+        """A streamed error reply with its body read (capped), ready for `error_from_response`."""
+        try:
+            body, cut = await _read_capped(response, self.limits.max_error_bytes)
+        except httpx.HTTPError:
+            body, cut = b"", True
+        headers = [(k, v) for k, v in response.headers.multi_items() if k not in _DROPPED_HEADERS]
+        return httpx.Response(
+            response.status_code,
+            headers=headers,
+            content=body,
+            request=response.request,
+            extensions={TRUNCATED: cut},
+        )
+
+    # --- image downloads -----------------------------------------------------------------------
+
+    async def download(self, url: str, *, check: Callable[[str], object]) -> httpx.Response:
+        """GET an image without the key: redirects followed (each hop passed to `check`), the
+        body capped, an overall deadline and a minimum rate; retried like any read."""
+        deadline = time.monotonic() + self.limits.download_timeout
+        state = self._state()
+
+        async def attempts() -> httpx.Response:
+            async for attempt in retrying(self.retry, submit=False):
+                with attempt:
+                    async with state.calls:
+                        response = await self._fetch(state.http, url, check, deadline)
+                    if response.is_error and should_retry_response(
+                        response, submit=False, policy=self.retry
+                    ):
+                        raise RetryableResponse(response)
+                    return response
+            raise AssertionError("unreachable: tenacity re-raises when it gives up")
+
+        try:
+            return await asyncio.wait_for(attempts(), self.limits.download_timeout)
+        except RetryableResponse as exc:
+            return exc.response
+        except asyncio.TimeoutError:
+            raise DownloadTooSlowError(
+                f"the image download from {_host(url)} did not finish within "
+                f"{self.limits.download_timeout:g} s"
+            ) from None
+        except httpx.HTTPError as exc:
+            raise self.map_error(exc, "image download") from None
+
+    async def _fetch(
+        self,
+        http: httpx.AsyncClient,
+        url: str,
+        check: Callable[[str], object],
+        deadline: float,
+    ) -> httpx.Response:
+        current = url
+        for _hop in range(self.limits.max_redirects + 1):
+            check(current)
+            request = http.build_request("GET", current, headers={"Accept": "image/*"})
+            response = await http.send(request, stream=True, follow_redirects=False)
+            try:
+                location = response.headers.get("location")
+                if response.status_code in _REDIRECTS and location:
+                    current = str(response.url.join(location))
+                    continue
+                if response.is_error:
+                    return await self.read_error_body(response)
+                body = await self._read_image(response, deadline)
+            finally:
+                await response.aclose()
+            headers = [
+                (k, v) for k, v in response.headers.multi_items() if k not in _DROPPED_HEADERS
+            ]
+            return httpx.Response(
+                response.status_code, headers=headers, content=body, request=request
+            )
+        raise ProtocolError(
+            "image download", f"more than {self.limits.max_redirects} redirects from {_host(url)}"
+        )
+
+    async def _read_image(self, response: httpx.Response, deadline: float) -> bytes:
+        cap = self.limits.max_image_bytes
+        if int(response.headers.get("content-length") or 0) > cap:
+            raise ResponseTooLargeError("image download", "the image", cap)
+        chunks: list[bytes] = []
+        size = 0
+        window_start, window_bytes = time.monotonic(), 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise ResponseTooLargeError("image download", "the image", cap)
+            chunks.append(chunk)
+            now = time.monotonic()
+            if now > deadline:
+                raise DownloadTooSlowError(
+                    f"the image download did not finish within {self.limits.download_timeout:g} s"
+                )
+            window_bytes += len(chunk)
+            if now - window_start >= self.limits.rate_window:
+                rate = window_bytes / (now - window_start)
+                if rate < self.limits.min_download_rate:
+                    raise DownloadTooSlowError(
+                        f"the image download ran at {rate:.0f} B/s, under the minimum of "
+                        f"{self.limits.min_download_rate:.0f} B/s"
+                    )
+                window_start, window_bytes = now, 0
+        return b"".join(chunks)
 
     async def aclose(self) -> None:
         """Close the httpx client of the running loop (others close on their own loop)."""
@@ -141,3 +347,11 @@ class Transport:
             state = self._states.pop(loop, None)
         if state is not None:
             await state.http.aclose()
+
+
+def _has_request(exc: httpx.HTTPError) -> bool:
+    try:
+        exc.request  # noqa: B018 - raises RuntimeError when the exception has no request
+    except RuntimeError:
+        return False
+    return True

@@ -8,6 +8,7 @@ Routes (base = the emulator's URL)::
     GET  /fal-ai/flux-lora/requests/{id}              result
     PUT  /fal-ai/flux-lora/requests/{id}/cancel       cancel
     GET  /files/{id}/{index}.{jpeg|png}               image download (no auth, like a CDN)
+    GET  /v1/models/pricing?endpoint_id=...           fal's platform API: the unit price
 
 Choices where fal's behaviour is not documented:
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hmac
 import json
 import random
@@ -37,9 +39,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
 
-from fluxwidget.emulator.faults import DropResponse, Fault, FaultBook, TransportMap
+from fluxwidget.emulator.faults import (
+    DropResponse,
+    Fault,
+    FaultBook,
+    TransportMap,
+    keepalive_stream,
+)
 from fluxwidget.emulator.jobs import Job, JobState, Scheduler
-from fluxwidget.emulator.outputs import FileStore
+from fluxwidget.emulator.outputs import FileStore, produce
 from fluxwidget.emulator.protocol import (
     body_problem,
     status_body,
@@ -50,6 +58,8 @@ from fluxwidget.emulator.render import content_type
 from fluxwidget.schema import ENDPOINT_ID, FluxLoraInput
 
 AUTH_FAILED = {"detail": "No user found for Key ID and Secret"}
+PRICE_PER_MEGAPIXEL = 0.035
+"""flux-lora's documented price, served by the emulator's pricing call."""
 _METHODS = {
     "submit": "POST",
     "status": "GET",
@@ -136,14 +146,21 @@ class EmulatorApp:
 
     async def _dispatch(self, request: Request) -> Response:
         segments = [part for part in request.url.path.split("/") if part]
+        if segments == ["v1", "models", "pricing"]:
+            return self._pricing(request)
         route = _route_of(segments)
         if route is None:
             return JSONResponse({"detail": "Not Found"}, status_code=404)
         if request.method != _METHODS[route]:
             return JSONResponse({"detail": "Method Not Allowed"}, status_code=405)
-        faulted = await self._fault(self.faults.take(route))
+        fault = self.faults.take(route)
+        faulted = await self._fault(fault, request)
         if faulted is not None:
             return faulted
+        response = await self._route(request, route, segments)
+        return fault.wrap(response, self.closing) if fault is not None else response
+
+    async def _route(self, request: Request, route: str, segments: list[str]) -> Response:
         if route == "file":
             return await self._file(segments[1], segments[2])
         if not self._authorized(request):
@@ -169,8 +186,8 @@ class EmulatorApp:
             return self._result(job)
         return self._cancel(job)
 
-    async def _fault(self, fault: Fault | None) -> Response | None:
-        """Apply a fault: wait its delay, then drop, answer its error, or carry on (None)."""
+    async def _fault(self, fault: Fault | None, request: Request) -> Response | None:
+        """Apply a fault: wait its delay, then drop, answer its own reply, or carry on (None)."""
         if fault is None:
             return None
         if fault.delay > 0:
@@ -178,7 +195,13 @@ class EmulatorApp:
                 await asyncio.wait_for(self.closing.wait(), fault.delay)
         if fault.drop:
             return DropResponse(self.transports)
-        return fault.response()
+        if fault.keepalive_only:
+            return StreamingResponse(
+                keepalive_stream(self.keepalive_interval, self.closing),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
+            )
+        return fault.response(key=self._api_key, path=request.url.path)
 
     def _authorized(self, request: Request) -> bool:
         scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
@@ -188,6 +211,22 @@ class EmulatorApp:
 
     def _base_url(self, request: Request) -> str:
         return self.public_url or str(request.base_url)
+
+    def _pricing(self, request: Request) -> Response:
+        """fal's ``GET /v1/models/pricing``: the documented flux-lora price, marked emulated."""
+        if request.method != "GET":
+            return JSONResponse({"detail": "Method Not Allowed"}, status_code=405)
+        if not self._authorized(request):
+            return JSONResponse(AUTH_FAILED, status_code=401)
+        wanted = request.query_params.getlist("endpoint_id") or [ENDPOINT_ID]
+        unknown = [e for e in wanted if e.split("/")[:2] != ENDPOINT_ID.split("/")]
+        if unknown:
+            detail = f"No pricing for {', '.join(unknown)} (the emulator serves {ENDPOINT_ID})"
+            return JSONResponse({"detail": detail}, status_code=404)
+        price = {"unit_price": PRICE_PER_MEGAPIXEL, "unit": "megapixels", "currency": "USD"}
+        prices = [{"endpoint_id": e, **price} for e in wanted]
+        body = {"prices": prices, "next_cursor": None, "has_more": False, "emulator": True}
+        return JSONResponse(body)
 
     # --- the calls --------------------------------------------------------------------------
 
@@ -217,11 +256,15 @@ class EmulatorApp:
         )
         self.scheduler.submit(job, start_timeout)
         self.submit_count += 1
-        faulted = await self._fault(self.faults.take("submit", after_accept=True))
+        fault = self.faults.take("submit", after_accept=True)
+        faulted = await self._fault(fault, request)
         if faulted is not None:
+            if fault is not None and fault.body is not None:  # a raw reply of the accepted job
+                faulted.headers.setdefault("x-fal-request-id", job.request_id)
             return faulted
         body = submit_body(job, self.scheduler.position(job) or 0)
-        return JSONResponse(body, headers={"x-fal-request-id": job.request_id})
+        response = JSONResponse(body, headers={"x-fal-request-id": job.request_id})
+        return fault.wrap(response, self.closing) if fault is not None else response
 
     @staticmethod
     def _parse(raw: bytes) -> tuple[Any, FluxLoraInput | None, list[dict[str, Any]] | None]:
@@ -300,3 +343,36 @@ class EmulatorApp:
             media_type=content_type(spec.output_format),
             headers={"Cache-Control": "public, max-age=86400"},
         )
+
+
+def build_app(
+    *,
+    api_key: str,
+    workers: int = 2,
+    seconds_per_step: float = 0.08,
+    result_ttl: float = 3600.0,
+    keepalive_interval: float = 15.0,
+    public_url: str | None = None,
+) -> EmulatorApp:
+    """An emulator app to serve in-process, e.g. ``httpx.ASGITransport(app=build_app(...))``.
+
+    Everything but dropped connections works without a socket (a drop needs the real one: use
+    `Emulator`). Faults go through ``app.faults.add(Fault(...))``; the jobs run on the loop
+    that serves the first request.
+    """
+    store = FileStore()
+    scheduler = Scheduler(
+        workers=workers,
+        seconds_per_step=seconds_per_step,
+        result_ttl=result_ttl,
+        produce=functools.partial(produce, store),
+    )
+    return EmulatorApp(
+        api_key=api_key,
+        scheduler=scheduler,
+        store=store,
+        faults=FaultBook(),
+        transports={},
+        keepalive_interval=keepalive_interval,
+        public_url=public_url,
+    )

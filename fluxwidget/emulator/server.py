@@ -301,13 +301,26 @@ class Emulator:
         times: int = 1,
         headers: dict[str, str] | None = None,
         after_accept: bool = False,
+        body: str | bytes | None = None,
+        content_type: str = "application/json",
+        truncate: int | None = None,
+        pad: int | None = None,
+        drip: float | None = None,
+        stall: float | None = None,
+        keepalive_only: bool = False,
+        redirect: str | None = None,
     ) -> None:
-        """Make the next ``times`` calls of ``route`` fail, drop or stall.
+        """Make the next ``times`` calls of ``route`` fail, drop, stall or answer oddly.
 
         ``route`` is one of submit, status, stream, result, cancel, file. A call waits
         ``delay`` seconds, then has its connection dropped (``drop``), or gets ``status`` with a
         JSON ``detail`` (plus ``Retry-After`` and ``headers``), or else is answered normally.
         For submit, ``after_accept=True`` applies the fault after the job was accepted.
+
+        Odd replies: ``body`` (raw, ``{key}`` becomes the key; with ``content_type``),
+        ``redirect`` (302 to a URL, ``{path}`` the original path), ``keepalive_only`` (a stream
+        of keep-alives only). Altered real replies: ``truncate`` (cut to N bytes), ``pad`` (grown
+        to N bytes), ``drip`` (one byte per N seconds), ``stall`` (N seconds after the headers).
         """
         fault = Fault(
             route=route,
@@ -318,6 +331,14 @@ class Emulator:
             times=times,
             headers=dict(headers or {}),
             after_accept=after_accept,
+            body=body,
+            content_type=content_type,
+            truncate=truncate,
+            pad=pad,
+            drip=drip,
+            stall=stall,
+            keepalive_only=keepalive_only,
+            redirect=redirect,
         )
         self._faults.add(fault)
 

@@ -10,7 +10,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..client.status import Completed, InProgress, LogEntry, Queued, StatusUpdate
-from ..errors import CancelledError as JobCancelled
+from ..errors import JobCancelledError as JobCancelled
 from ..schema import FluxLoraInput
 from . import status
 from ._types import ClientLike, HandleLike

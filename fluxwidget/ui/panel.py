@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
@@ -15,7 +16,7 @@ from .code_view import CodeView
 from .codegen import Target
 from .controls import ParameterForm
 from .gallery import GalleryImage, ImageGallery
-from .history import HistoryView, restore_values
+from .history import PAST_JOBS, HistoryView, past_jobs, restore_values
 from .history import summary as summary_line
 from .jobs import Job
 from .keys import KeyBox, banner_html
@@ -44,9 +45,20 @@ class FluxPanel:
     choose explicitly. Display it as the last expression of a cell (or ``panel.widget``).
     """
 
-    def __init__(self, client: ClientLike | None = None, *, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        client: ClientLike | None = None,
+        *,
+        api_key: str | None = None,
+        runs_root: str | Path | None = None,
+    ) -> None:
+        """`runs_root`: the runs folder the history is read from (default ``$FLUXWIDGET_RUNS``
+        or ``./fluxwidget-runs``)."""
         if client is not None and api_key is not None:
             raise TypeError("give either client= or api_key=, not both")
+        from ..runs import default_runs_root
+
+        self.runs_root = Path(runs_root) if runs_root is not None else default_runs_root()
         self._client, self._mode = _choose_client(client, api_key)
         self._tasks = TaskSet(self._report, thread_cleanup=self._close_client_connections)
         self._jobs: list[Job] = []
@@ -71,7 +83,7 @@ class FluxPanel:
         self.gallery.on_full(self._full_image)
         self.gallery.on_restore(self._restore_run)
         self._shown: dict[str, tuple[RunRecord, int]] = {}
-        self.history = HistoryView(self.restore)
+        self.history = HistoryView(self.restore, lambda params: self.form.apply(_fields(params)))
         self.sweep_tab = widgets.VBox()
         """The Sweep section: an empty container the sweep form and grid are put into."""
         self.open_folder_button = widgets.Button(
@@ -111,12 +123,11 @@ class FluxPanel:
 
         self.generate_button.on_click(lambda _button: self._generate_clicked())
         self.form.reuse_seed.on_click(lambda _button: self.reuse_last_seed())
-        self.runs_folder: Any = None
-        """Where images are saved (the pipeline's RunsFolder), once the panel has one."""
         self.form.on_change(self._form_changed)
         self.code.toggle.observe(lambda _change: self._refresh_code(), "value")
         self._show_banner()
         self._form_changed(self.form.problems)
+        self._start_history()
 
     # --- the Python API ---------------------------------------------------------------------
 
@@ -298,8 +309,6 @@ class FluxPanel:
         image = record.images[index]
         path = getattr(image, "path", None)
         if path:
-            from pathlib import Path
-
             return Path(path).read_bytes()
         return image.data or None
 
@@ -308,18 +317,28 @@ class FluxPanel:
         if record is not None:
             self.restore(record)
 
-    def _open_folder(self) -> None:
-        """Say where the images are (the runs folder), as a file:// link."""
-        folder = self.runs_folder
-        root = getattr(folder, "root", folder)
-        if root is None:
-            self.folder_message.value = muted(
-                "Images are kept in this kernel only; they are saved once the runs folder lands."
-            )
+    def _start_history(self) -> None:
+        """Read earlier runs in the background (in a kernel), or now (in a plain script)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self.history.add_past(past_jobs(self.runs_root, PAST_JOBS))
             return
-        from pathlib import Path
+        self._tasks.spawn(self.load_history())
 
-        path = Path(root).resolve()
+    async def load_history(self, limit: int = PAST_JOBS) -> int:
+        """Show finished jobs of earlier sessions (read from the runs folder) in the History tab;
+        returns how many. Runs when the panel is made; files are read in a thread."""
+        jobs = await asyncio.to_thread(past_jobs, self.runs_root, limit)
+        self.history.add_past(jobs)
+        return len(jobs)
+
+    def _open_folder(self) -> None:
+        """Say where the images are saved (the runs folder), as a path and a file:// link."""
+        path = self.runs_root.resolve()
+        if not path.is_dir():
+            self.folder_message.value = muted(f"{path} (nothing saved there yet)")
+            return
         self.folder_message.value = (
             f'<a href="{esc(path.as_uri())}" target="_blank">{esc(str(path))}</a>'
         )

@@ -204,12 +204,19 @@ class FluxPanel:
         await self._tasks.wait()
 
     def use_key(self, key: str) -> None:
-        """Switch to a client with this key (kept by the client only, never in a widget)."""
+        """Switch to a client with this key (kept by the client only, never in a widget).
+
+        On the emulator the new client talks to fal; otherwise it is a copy of the current client
+        (same host, auth scheme, endpoint and options) with the new key.
+        """
         from ..client import FluxClient
 
+        with_options = getattr(self._client, "with_options", None)
         if self._mode == "emulator":
             self._client, self._mode = FluxClient(api_key=key), "fal"
-        else:
+        elif with_options is not None:
+            self._client = with_options(api_key=key)
+        else:  # a client of another kind: a FluxClient to the same place
             config = self._client.config
             self._client = FluxClient(
                 api_key=key,

@@ -458,3 +458,18 @@ async def test_history_survives_a_restart_read_from_the_runs_folder(
     panel.open_folder_button.click()
     assert str(root.resolve()) in panel.folder_message.value
     panel.close()
+
+
+async def test_open_in_panel_puts_a_cell_input_with_its_exact_seed(client: FluxClient) -> None:
+    from fluxwidget.ui.sweep_view import _latest_opener
+
+    panel = FluxPanel(client)
+    assert _latest_opener() is panel
+    panel.tabs.selected_index = 2
+    panel.restore_input(
+        {"prompt": "cell", "guidance_scale": 5.0, "seed": 5361202149059313751, "loras": []}
+    )
+    assert panel.tabs.selected_index == 0
+    assert panel.form.seed.value == "5361202149059313751"
+    assert panel.params.guidance_scale == 5.0
+    panel.close()

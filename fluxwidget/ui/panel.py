@@ -128,6 +128,9 @@ class FluxPanel:
         self._show_banner()
         self._form_changed(self.form.problems)
         self._start_history()
+        from .sweep_view import register_opener
+
+        register_opener(self)  # "Open in panel" of a sweep grid lands in the newest panel
 
     # --- the Python API ---------------------------------------------------------------------
 
@@ -231,6 +234,12 @@ class FluxPanel:
         """Fix the seed to the one the last run used."""
         if self._runs and self._runs[-1].seed is not None:
             self.form.apply({"seed": self._runs[-1].seed})
+
+    def restore_input(self, values: Mapping[str, Any]) -> None:
+        """Put a full input (a job record's ``reuse_input()``, seed included) into the form and
+        show the Generate tab ("Open in panel" of a sweep cell). Invalid input raises."""
+        self.set(dict(values))
+        self.tabs.selected_index = 0
 
     def restore(self, run: RunRecord) -> None:
         """Put a run's parameters (with the seed it used) back into the controls."""

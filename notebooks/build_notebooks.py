@@ -364,7 +364,7 @@ request = FluxLoraInput(
 wide = await client.generate(request)
 print([(im.width, im.height) for im in wide.images])
 
-try:  # the seed document's "square pro" is not a preset
+try:  # "square pro" is not a preset: refused before anything is sent
     validate_input(prompt="a paper crane", image_size="square pro")
 except InputError as error:
     print("Refused before sending:", error)

@@ -175,7 +175,7 @@ PROMPT = (
     "Extreme close-up of a single tiger eye, direct frontal view. Detailed iris and pupil. "
     'The word "FLUX" is painted over it in big, white brush strokes.'
 )
-BASE = dict(prompt=PROMPT, image_size="square", num_inference_steps=20)  # shared by every job
+BASE = dict(prompt=PROMPT, image_size="square", num_inference_steps=12)  # shared by all jobs
 SEED = 1234  # one seed for every image, so the swept parameter is the only difference
 
 # Each sweep gets a run folder under fluxwidget-runs/ beside this notebook (ignored by git).
@@ -530,7 +530,7 @@ if not USING_FAL:
 for command in (shell_sweep, [sys.executable, "-m", "fluxwidget", "recover", str(fox.folder)]):
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     print("$ python", " ".join(command[1:4]), "...  -> exit", done.returncode)
-    print(done.stderr.strip(), done.stdout.strip(), sep="\n")
+    print(done.stderr.strip(), done.stdout.strip(), sep="\\n")
 print("submits after the shell:", len(submitted(fox.folder)))
 """
     ),

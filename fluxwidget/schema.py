@@ -365,7 +365,9 @@ def validate_input(
         merged["prompt"] = data  # generate("a tiger eye")
     elif isinstance(data, Mapping):
         if not all(isinstance(key, str) for key in data):
-            raise InputError([FieldProblem("input", None, "field names must be strings")])
+            allowed = ", ".join(FluxLoraInput.model_fields)
+            message = f"field names must be strings; allowed: {allowed}"
+            raise InputError([FieldProblem("input", None, message)])
         merged.update(data)
     elif data is not None:
         allowed = "a FluxLoraInput, a dict of fields, or the prompt as a string"

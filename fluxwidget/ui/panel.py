@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
 
+from ..runs import Run, default_runs_root
 from ..schema import FieldProblem, FluxLoraInput, FluxLoraOutput, InputError, validate_input
 from ._types import ClientLike
 from ._widgets import close_tree, error_html, esc, lighten, muted, shared_layout
@@ -21,6 +23,8 @@ from .jobs import Job
 from .keys import KeyBox, banner_html
 from .records import RunRecord
 from .status import error_text
+from .sweep_form import SweepForm
+from .sweep_view import register_opener
 from .tasks import TaskSet
 
 __all__ = ["FluxPanel"]
@@ -42,10 +46,19 @@ class FluxPanel:
     choose explicitly. Display it as the last expression of a cell (or ``panel.widget``).
     """
 
-    def __init__(self, client: ClientLike | None = None, *, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        client: ClientLike | None = None,
+        *,
+        api_key: str | None = None,
+        runs: str | Path | None = None,
+    ) -> None:
+        """`runs` is the folder of run folders (default ``./fluxwidget-runs`` or
+        ``$FLUXWIDGET_RUNS``): each panel keeps its images in a run folder there."""
         if client is not None and api_key is not None:
             raise TypeError("give either client= or api_key=, not both")
         self._client, self._mode = _choose_client(client, api_key)
+        self._runs_root = Path(runs) if runs is not None else default_runs_root()
         self._tasks = TaskSet(self._report, thread_cleanup=self._close_client_connections)
         self._jobs: list[Job] = []
         self._runs: list[RunRecord] = []
@@ -109,8 +122,13 @@ class FluxPanel:
 
         self.generate_button.on_click(lambda _button: self._generate_clicked())
         self.form.reuse_seed.on_click(lambda _button: self.reuse_last_seed())
-        self.runs_folder: Any = None
-        """Where images are saved (the pipeline's RunsFolder), once the panel has one."""
+        self.runs_folder: Run | None = None
+        """This panel's run folder (made at its first job): every image, the manifest."""
+        self.closed = False
+        self.sweep_form: SweepForm | None = None
+        """The Sweep tab's form, built when the tab is first opened (a light empty panel)."""
+        self.tabs.observe(self._tab_selected, "selected_index")
+        register_opener(self)
         self.form.on_change(self._form_changed)
         self.code.toggle.observe(lambda _change: self._refresh_code(), "value")
         self._show_banner()
@@ -216,8 +234,27 @@ class FluxPanel:
         """Put a run's parameters (with the seed it used) back into the controls."""
         self.form.apply(_fields(restore_values(run)))
 
+    def restore_input(self, payload: Mapping[str, Any]) -> None:
+        """Put a full input (e.g. a sweep cell's, with its seed) into the controls and show the
+        Generate tab ("Open in panel")."""
+        checked = validate_input(dict(payload))
+        self.form.apply(_fields(checked))
+        self.tabs.selected_index = 0
+
+    def _tab_selected(self, change: dict[str, Any]) -> None:
+        if change["new"] != 1:
+            return
+        if self.sweep_form is None:
+            self.sweep_form = SweepForm(
+                lambda: self.params, lambda: self._client, opener=self.restore_input
+            )
+            self.sweep_tab.children = (self.sweep_form.widget,)
+        else:
+            self.sweep_form.refresh()  # the form's fields may have changed (LoRAs added)
+
     def close(self) -> None:
         """Cancel waiting tasks and close every widget of the panel."""
+        self.closed = True
         self._tasks.cancel_all()
         for part in (self.form, self.code, self.gallery, self.history):
             part.close()
@@ -244,7 +281,9 @@ class FluxPanel:
 
     def _start(self, params: FluxLoraInput) -> Job:
         self._count += 1
-        job = Job(self._count, self._client, params)
+        if self.runs_folder is None:
+            self.runs_folder = Run.create(self._runs_root, kind="panel")
+        job = Job(self._count, self._client, params, run_folder=self.runs_folder)
         lighten(job.row.box)
         self._jobs.append(job)
         shown = [job.row.box, *self.jobs_box.children]
@@ -309,15 +348,12 @@ class FluxPanel:
     def _open_folder(self) -> None:
         """Say where the images are (the runs folder), as a file:// link."""
         folder = self.runs_folder
-        root = getattr(folder, "root", folder)
-        if root is None:
+        if folder is None:
             self.folder_message.value = muted(
-                "Images are kept in this kernel only; they are saved once the runs folder lands."
+                f"Nothing generated yet: images will be saved under {self._runs_root}."
             )
             return
-        from pathlib import Path
-
-        path = Path(root).resolve()
+        path = folder.path.resolve()
         self.folder_message.value = (
             f'<a href="{esc(path.as_uri())}" target="_blank">{esc(str(path))}</a>'
         )

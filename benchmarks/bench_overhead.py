@@ -43,7 +43,7 @@ async def run(args: argparse.Namespace) -> None:
         url = handle.status_url
         params = {"logs": "1"}
         headers = {"Accept": "application/json", "Authorization": f"Key {emu.api_key}"}
-        transport = client._transport  # private: to separate the transport from the parsing
+        transport = client.http  # the transport alone, to separate it from the parsing
 
         async with httpx.AsyncClient() as bare:
 
@@ -53,7 +53,7 @@ async def run(args: argparse.Namespace) -> None:
                 response.json()
 
             async def via_transport() -> None:
-                response = await transport.request("GET", url, params=params)
+                response = await transport.request("status", "GET", url, params=params)
                 response.raise_for_status()
                 response.json()
 

@@ -165,6 +165,14 @@ ROWS = [
         options=POLL,
         limits={"max_json_bytes": 10_000},
     ),
+    Row(
+        "status-drip-past-call-deadline",
+        [{"route": "status", "drip": 0.05, "times": 10}],
+        TransportError,
+        socket=True,
+        options=POLL,
+        limits={"call_timeout": 0.3},
+    ),
     # --- the status stream: any trouble falls back to polling
     Row("stream-500-polls", [{"route": "stream", "status": 500}], None),
     Row("stream-event-not-object", [{"route": "stream", "body": "data: [1]\n\n"}], None),
@@ -191,6 +199,13 @@ ROWS = [
         limits={"status_check_interval": 0.2},
     ),
     # --- result
+    Row(
+        "result-drip-retried",
+        [{"route": "result", "drip": 0.05}],
+        None,
+        socket=True,
+        limits={"call_timeout": 0.3},
+    ),
     Row("result-502-retried", [{"route": "result", "status": 502, "times": 2}], None),
     Row("result-dropped-retried", [{"route": "result", "drop": True}], None, socket=True),
     Row(

@@ -130,6 +130,12 @@ ROWS = [
     Row("status-500-retried", [{"route": "status", "status": 500, "times": 2}], None, options=POLL),
     Row("status-503-retried", [{"route": "status", "status": 503, "times": 2}], None, options=POLL),
     Row(
+        "status-429-waits-visibly",
+        [{"route": "status", "status": 429, "retry_after": 0.05, "times": 2}],
+        None,
+        options=POLL,
+    ),
+    Row(
         "status-dropped-retried",
         [{"route": "status", "drop": True}],
         None,

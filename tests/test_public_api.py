@@ -37,6 +37,7 @@ CLIENT_NAMES = {
     "RequestHandle",
     "RetryPolicy",
     "StatusUpdate",
+    "Waiting",
     "key_from_environment",
 }
 

@@ -187,12 +187,14 @@ class Transport:
         headers: dict[str, str] | None = None,
         submit: bool = False,
         any_5xx: bool = False,
+        rate_limits: bool = True,
         auth: bool = True,
     ) -> httpx.Response:
         """Send with retries and return the final reply (maybe an error status), its body read
         up to its cap; raise a fluxwidget `TransportError` when the network failed for good.
 
-        `call` names the call in errors; `any_5xx` retries every 5xx (read-only calls).
+        `call` names the call in errors; `any_5xx` retries every 5xx (read-only calls);
+        `rate_limits=False` returns a 429 at once (the caller waits visibly).
         """
         state = self._state()
         request = state.http.build_request(
@@ -205,7 +207,11 @@ class Transport:
                         response = await self._send_within(state.http, request)
                     log.debug("%s %s -> %d", method, url, response.status_code)
                     if response.is_error and should_retry_response(
-                        response, submit=submit, policy=self.retry, any_5xx=any_5xx
+                        response,
+                        submit=submit,
+                        policy=self.retry,
+                        any_5xx=any_5xx,
+                        rate_limits=rate_limits,
                     ):
                         raise RetryableResponse(response)
                     return response

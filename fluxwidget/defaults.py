@@ -14,6 +14,7 @@ def emulator_client(**options: Any) -> FluxClient:
     from .emulator import shared_emulator
 
     emulator = shared_emulator()
+    options.setdefault("platform_url", f"{emulator.url}/v1")
     return FluxClient(api_key=emulator.api_key, base_url=emulator.url, **options)
 
 

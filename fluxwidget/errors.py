@@ -184,7 +184,15 @@ class JobCancelledError(FalError):
 
 
 class TransportError(FalError):
-    """The network failed (refused, reset, timed out) after all retries."""
+    """The network failed (refused, reset, timed out) after all retries.
+
+    `maybe_accepted` is True when a submit was sent but no reply came: the server may have
+    accepted (and billed) it, so it must not be sent again blindly.
+    """
+
+    def __init__(self, message: str, *, maybe_accepted: bool = False, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.maybe_accepted = maybe_accepted
 
 
 class DownloadTooSlowError(TransportError):

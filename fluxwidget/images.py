@@ -1,8 +1,8 @@
 """Image helpers: data: URIs, decoding, thumbnails, and saving with metadata.
 
 Metadata goes into the file itself without re-encoding the pixels (a PNG iTXt chunk or a JPEG
-comment segment inserted byte-wise) and into a JSON sidecar next to it, so every saved image can
-be reproduced from its parameters.
+comment segment inserted byte-wise), so every saved image can be reproduced from its parameters;
+the run's manifest holds the same record (`fluxwidget.records`).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import base64
 import binascii
 import io
 import json
+import os
 import struct
 import warnings
 import zlib
@@ -28,7 +29,6 @@ __all__ = [
     "open_image",
     "read_metadata",
     "save_image",
-    "sidecar_path",
     "thumbnail",
     "too_large_tile",
 ]
@@ -161,11 +161,6 @@ def thumbnail(data: bytes, max_side: int = 256, quality: int = 85) -> bytes:
     return out.getvalue()
 
 
-def sidecar_path(path: Path) -> Path:
-    """Where the JSON sidecar of an image file lives (``x.png`` → ``x.json``)."""
-    return path.with_suffix(".json")
-
-
 def _png_with_text(data: bytes, text: str) -> bytes:
     """Insert an iTXt chunk right after IHDR; the pixels are untouched."""
     signature, ihdr_end = data[:8], 8 + 8 + 13 + 4  # signature, IHDR header + body + crc
@@ -188,7 +183,7 @@ def _jpeg_with_comment(data: bytes, text: str) -> bytes:
 
 
 def save_image(data: bytes, path: str | Path, metadata: dict[str, Any]) -> Path:
-    """Write image bytes to `path` with `metadata` embedded and in a JSON sidecar."""
+    """Write image bytes to `path` with `metadata` embedded, durably (fsynced)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metadata, sort_keys=True, default=str)
@@ -198,8 +193,10 @@ def save_image(data: bytes, path: str | Path, metadata: dict[str, Any]) -> Path:
         payload = _jpeg_with_comment(data, text)
     else:
         payload = data
-    target.write_bytes(payload)
-    sidecar_path(target).write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str))
+    with target.open("wb") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
     return target
 
 

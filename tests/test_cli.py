@@ -36,6 +36,11 @@ def test_generate_on_the_emulator_saves_images_with_metadata(tmp_path: Path) -> 
     assert done.returncode == 0, done.stderr
     saved = [Path(line) for line in done.stdout.split()]
     assert len(saved) == 2
+    assert {path.parent for path in saved} == {tmp_path}  # --out is the run folder
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    (job,) = manifest["jobs"]
+    assert job["state"] == "done"
+    assert [image["file"] for image in job["images"]] == [path.name for path in saved]
     for path in saved:
         assert open_image(path.read_bytes()).size == (320, 240)
         embedded = read_metadata(path)
@@ -45,9 +50,10 @@ def test_generate_on_the_emulator_saves_images_with_metadata(tmp_path: Path) -> 
         ]
         assert embedded["seed"] == 5
         assert embedded["emulator"] is True
-        assert json.loads(path.with_suffix(".json").read_text()) == embedded
+        assert embedded["request_id"] == job["request_id"]
+        assert embedded["input"] == job["input"]
     assert "Running" in done.stderr
-    assert "Completed" in done.stderr
+    assert "Downloading" in done.stderr
 
 
 def test_invalid_input_exits_2_before_sending(tmp_path: Path) -> None:
@@ -58,6 +64,28 @@ def test_invalid_input_exits_2_before_sending(tmp_path: Path) -> None:
     assert "image_size: 'square pro' is not allowed" in done.stderr
     assert "square_hd (1024×1024)" in done.stderr
     assert not list(tmp_path.iterdir())
+
+
+def test_no_key_and_no_emulator_says_what_to_do(tmp_path: Path) -> None:
+    done = run_cli("generate", "x", "--out", str(tmp_path / "run"))
+    assert done.returncode == 2
+    assert "FAL_KEY is not set — use --emulator" in done.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_lora_scale_that_is_not_a_number_is_refused(tmp_path: Path) -> None:
+    done = run_cli("generate", "x", "--emulator", "--lora", "owner/lora:abc")
+    assert done.returncode == 2
+    assert "'abc' is not a number" in done.stderr
+
+
+def test_help_shows_ranges_and_defaults_from_the_schema() -> None:
+    done = run_cli("generate", "--help")
+    assert done.returncode == 0
+    text = " ".join(done.stdout.split())
+    assert "a whole number from 1 to 50. Default: 28" in text
+    assert "a number from 0 to 35. Default: 3.5" in text
+    assert "square_hd" in text
 
 
 def test_refused_key_exits_1_with_a_clear_message(tmp_path: Path) -> None:
@@ -71,7 +99,7 @@ def test_refused_key_exits_1_with_a_clear_message(tmp_path: Path) -> None:
     assert "not-the:key" not in done.stderr + done.stdout
 
 
-def test_bearer_proxy_and_recover(tmp_path: Path) -> None:
+def test_bearer_proxy_and_recover_from_a_client_journal(tmp_path: Path) -> None:
     with Emulator(seconds_per_step=0.005) as emu:
         # a job submitted and never collected (the process died) ...
         journal = tmp_path / "journal.jsonl"
@@ -82,13 +110,22 @@ def test_bearer_proxy_and_recover(tmp_path: Path) -> None:
         )
         Journal(journal).append("submitted", reply.json()["request_id"], input={"prompt": "lost"})
         done = run_cli(
-            "recover", "--out", str(tmp_path / "out"), "--journal", str(journal),
+            "recover", str(tmp_path / "runs"), "--journal", str(journal),
             "--base-url", emu.url, "--auth-scheme", "Bearer",
             env={"FAL_KEY": emu.api_key},
         )  # fmt: skip
+        again = run_cli(
+            "recover", str(tmp_path / "runs"), "--base-url", emu.url, "--auth-scheme", "Bearer",
+            env={"FAL_KEY": emu.api_key},
+        )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert len(done.stdout.split()) == 1
+    (saved,) = [Path(line) for line in done.stdout.split()]
+    assert saved.parent.parent == tmp_path / "runs"
+    assert read_metadata(saved)["seed"] == 9  # type: ignore[index]
+    assert again.returncode == 0
+    assert "nothing to recover" in again.stderr
     assert Journal(journal).pending() == []
+    assert emu.submit_count == 1
 
 
 def test_emulator_command_serves_on_the_given_port() -> None:

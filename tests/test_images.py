@@ -16,7 +16,6 @@ from fluxwidget.images import (
     open_image,
     read_metadata,
     save_image,
-    sidecar_path,
     thumbnail,
 )
 
@@ -54,7 +53,7 @@ def test_save_embeds_metadata_and_keeps_pixels(tmp_path: Path, fmt: str) -> None
         "input": {"prompt": "a tiger eye", "seed": 2**70},
         "request_id": "r1",
     }
-    assert sidecar_path(path).exists()
+    assert not path.with_suffix(".json").exists()  # one record: in the file and the manifest
     assert open_image(path.read_bytes()).tobytes() == open_image(raw).tobytes()
 
 

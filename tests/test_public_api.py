@@ -21,8 +21,10 @@ PUBLIC_NAMES = {
     "FluxPanel",
     "ImageSize",
     "LoraWeight",
+    "SweepRun",
     "default_client",
     "emulator_client",
+    "sweep",
 }
 
 CLIENT_NAMES = {

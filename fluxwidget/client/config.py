@@ -10,6 +10,11 @@ Environment variables (arguments win over them):
 | ``FLUXWIDGET_AUTH_SCHEME`` | ``Key`` (fal) or ``Bearer`` (a proxy) | ``Key`` |
 | ``FLUXWIDGET_ENDPOINT`` | endpoint id, sub-paths allowed | ``fal-ai/flux-lora`` |
 | ``FLUXWIDGET_URL_MODE`` | ``auto``, ``returned`` or ``base`` (see `UrlMode`) | ``auto`` |
+| ``FLUXWIDGET_PLATFORM_URL`` | fal's platform API (prices) | see `platform_url` |
+
+`platform_url` defaults to ``https://api.fal.ai/v1`` on fal's own queue host, and to
+``{base_url}/v1`` on any other base URL (a proxy or the emulator), so the key is never sent to a
+host the user did not configure.
 """
 
 from __future__ import annotations
@@ -22,9 +27,17 @@ from urllib.parse import urlsplit
 
 from ..schema import ENDPOINT_ID
 
-__all__ = ["DEFAULT_BASE_URL", "AuthScheme", "ClientConfig", "UrlMode", "key_from_environment"]
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_PLATFORM_URL",
+    "AuthScheme",
+    "ClientConfig",
+    "UrlMode",
+    "key_from_environment",
+]
 
 DEFAULT_BASE_URL = "https://queue.fal.run"
+DEFAULT_PLATFORM_URL = "https://api.fal.ai/v1"
 
 AuthScheme = Literal["Key", "Bearer"]
 UrlMode = Literal["auto", "returned", "base"]
@@ -64,6 +77,7 @@ class ClientConfig:
     endpoint: str = ENDPOINT_ID
     auth_scheme: AuthScheme = "Key"
     url_mode: UrlMode = "auto"
+    platform_url: str = DEFAULT_PLATFORM_URL
 
     @classmethod
     def resolve(
@@ -73,6 +87,7 @@ class ClientConfig:
         endpoint: str | None = None,
         auth_scheme: str | None = None,
         url_mode: str | None = None,
+        platform_url: str | None = None,
     ) -> ClientConfig:
         """Arguments first, then the environment, then the defaults; validated."""
         url = (base_url or os.environ.get("FLUXWIDGET_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
@@ -84,7 +99,13 @@ class ClientConfig:
             raise ValueError(f"endpoint: {endpoint_id!r} must look like 'owner/app[/subpath]'")
         scheme = _choice(auth_scheme, "FLUXWIDGET_AUTH_SCHEME", ("Key", "Bearer"), "Key")
         mode = _choice(url_mode, "FLUXWIDGET_URL_MODE", ("auto", "returned", "base"), "auto")
-        return cls(url, endpoint_id, cast(AuthScheme, scheme), cast(UrlMode, mode))
+        derived = DEFAULT_PLATFORM_URL if url == DEFAULT_BASE_URL else f"{url}/v1"
+        platform = (platform_url or os.environ.get("FLUXWIDGET_PLATFORM_URL") or derived).rstrip(
+            "/"
+        )
+        if urlsplit(platform).scheme not in ("http", "https") or not urlsplit(platform).netloc:
+            raise ValueError(f"platform_url: {platform!r} is not an http(s) URL")
+        return cls(url, endpoint_id, cast(AuthScheme, scheme), cast(UrlMode, mode), platform)
 
     @property
     def app_id(self) -> str:

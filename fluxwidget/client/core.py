@@ -64,20 +64,26 @@ class FluxClient:
         auth_scheme: str | None = None,
         endpoint: str | None = None,
         url_mode: str | None = None,
+        platform_url: str | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         max_concurrency: int = 8,
-        max_streams: int = 4,
+        max_streams: int = 32,
         use_sse: bool = True,
         poll_interval: float = 0.25,
-        max_poll_interval: float = 2.0,
+        max_poll_interval: float = 0.5,
+        max_queue_poll_interval: float = 30.0,
         retry: RetryPolicy | None = None,
         limits: Limits | None = None,
         journal: Journal | str | Path | bool | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.config = ClientConfig.resolve(
-            base_url=base_url, endpoint=endpoint, auth_scheme=auth_scheme, url_mode=url_mode
+            base_url=base_url,
+            endpoint=endpoint,
+            auth_scheme=auth_scheme,
+            url_mode=url_mode,
+            platform_url=platform_url,
         )
         key = api_key if api_key is not None else key_from_environment()
         self.__key = key.strip() if key else None
@@ -85,6 +91,7 @@ class FluxClient:
         self.use_sse = use_sse
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
+        self.max_queue_poll_interval = max_queue_poll_interval
         if journal is False:
             self.journal: Journal | None = None
         elif isinstance(journal, Journal):
@@ -96,6 +103,7 @@ class FluxClient:
             "auth_scheme": self.config.auth_scheme,
             "endpoint": self.config.endpoint,
             "url_mode": self.config.url_mode,
+            "platform_url": self.config.platform_url,
             "connect_timeout": connect_timeout,
             "read_timeout": read_timeout,
             "max_concurrency": max_concurrency,
@@ -103,6 +111,7 @@ class FluxClient:
             "use_sse": use_sse,
             "poll_interval": poll_interval,
             "max_poll_interval": max_poll_interval,
+            "max_queue_poll_interval": max_queue_poll_interval,
             "retry": retry or RetryPolicy(),
             "limits": limits or Limits(),
             "journal": self.journal if self.journal is not None else False,
@@ -162,8 +171,11 @@ class FluxClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connections this client opened on the running loop."""
+        """Close the connections this client opened on the running loop (and wait for the
+        journal's background writes)."""
         await self._http.aclose()
+        if Journal.has_unwritten():
+            await asyncio.to_thread(Journal.flush)
 
     # --- what handles use (`ClientPort`) ----------------------------------------------------
 
@@ -195,8 +207,17 @@ class FluxClient:
         return self._redactor.text(text)
 
     async def record(self, event: str, request_id: str, **fields: Any) -> None:
-        """Append an event to the journal (when there is one)."""
-        if self.journal is not None:
+        """Append an event to the journal (when there is one).
+
+        ``completed`` is written in the background (`Journal.append_soon`), off the path to the
+        result: lost in a crash, it only leaves the job pending, and recovery fetches it again.
+        Every other event is durable before this returns.
+        """
+        if self.journal is None:
+            return
+        if event == "completed":
+            self.journal.append_soon(event, request_id, **fields)
+        else:
             await asyncio.to_thread(self.journal.append, event, request_id, **fields)
 
     # --- the protocol ---------------------------------------------------------------------
@@ -208,6 +229,8 @@ class FluxClient:
         *,
         start_timeout: float | None = None,
         headers: dict[str, str] | None = None,
+        journal: Journal | None = None,
+        journal_fields: dict[str, Any] | None = None,
         **fields: Any,
     ) -> RequestHandle:
         """Validate the input (InputError before any request), submit it, journal the id.
@@ -216,7 +239,8 @@ class FluxClient:
         `start_timeout` sends ``X-Fal-Request-Timeout``: fal gives up (504, final) when the job
         has not started by then. A submit is never retried once the server may have accepted
         it. When its reply is unreadable, the ``x-fal-request-id`` header still identifies the
-        job: it is journaled and its handle returned.
+        job: it is journaled and its handle returned. `journal` (default: the client's) gets the
+        request id, fsynced, before this returns; `journal_fields` go into each of its records.
         """
         params = validate_input(input, **fields)
         extra = dict(headers or {})
@@ -240,10 +264,11 @@ class FluxClient:
             response_url=self._follow(urls.get("response_url"), request_id, ""),
             cancel_url=self._follow(urls.get("cancel_url"), request_id, "/cancel"),
             input=params,
+            journal=journal if journal is not None else self.journal,
+            journal_fields=journal_fields,
         )
-        await self.record(
+        await handle.record(
             "submitted",
-            request_id,
             endpoint=self.config.endpoint,
             base_url=self.config.base_url,
             status_url=handle.status_url,
@@ -289,8 +314,15 @@ class FluxClient:
             returned = None
         return self.config.choose_url(returned, request_id, suffix)
 
-    def handle(self, request_id: str) -> RequestHandle:
-        """A handle for an earlier request, by id (URLs built on the base URL)."""
+    def handle(
+        self,
+        request_id: str,
+        *,
+        journal: Journal | None = None,
+        journal_fields: dict[str, Any] | None = None,
+    ) -> RequestHandle:
+        """A handle for an earlier request, by id (URLs built on the base URL); its events go
+        to `journal` (default: the client's)."""
         if not isinstance(request_id, str) or not _SAFE_ID.match(request_id):
             message = "is not a request id (letters, digits, '-', '_' and '.'; fal's are UUIDs)"
             raise InputError([FieldProblem("request_id", str(request_id)[:80], message)])
@@ -300,6 +332,8 @@ class FluxClient:
             status_url=self.config.request_url(request_id, "/status"),
             response_url=self.config.request_url(request_id),
             cancel_url=self.config.request_url(request_id, "/cancel"),
+            journal=journal if journal is not None else self.journal,
+            journal_fields=journal_fields,
         )
 
     async def status(self, request_id: str, *, logs: bool = True) -> StatusUpdate:
@@ -388,6 +422,12 @@ class FluxClient:
                 f"the image ({width}×{height} pixels)",
                 self.limits.max_image_pixels,
             )
+
+    async def platform_get(self, path: str, params: dict[str, str]) -> httpx.Response:
+        """GET ``{config.platform_url}{path}`` with the key (fal's platform API, e.g. prices);
+        raises fluxwidget's `TransportError` when the network fails."""
+        url = f"{self.config.platform_url}{path}"
+        return await self._http.request("platform", "GET", url, params=params)
 
     # --- blocking use ---------------------------------------------------------------------
 

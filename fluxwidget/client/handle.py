@@ -7,6 +7,7 @@ journal and the polling settings), so it can be driven by any client that offers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -23,12 +24,17 @@ from ..errors import (
     NotFoundError,
     ProtocolError,
     RateLimitError,
+    RequestTimeoutError,
+    ResultExpiredError,
     ResultNotReadyError,
     ServerError,
     TransportError,
+    ValidationFailedError,
 )
+from ..journal import Journal
 from ..schema import FluxLoraInput, FluxLoraOutput
 from .responses import parse_result, read_object
+from .scheduling import StreamSlot, poll_delay
 from .sse import KEEPALIVE
 from .status import (
     Completed,
@@ -41,7 +47,7 @@ from .status import (
 )
 from .transport import Transport
 
-__all__ = ["ClientPort", "RequestHandle", "UpdateCallback"]
+__all__ = ["ClientPort", "RequestHandle", "UpdateCallback", "is_final_error"]
 
 log = logging.getLogger("fluxwidget.client")
 
@@ -64,6 +70,9 @@ class ClientPort(Protocol):
 
     @property
     def max_poll_interval(self) -> float: ...
+
+    @property
+    def max_queue_poll_interval(self) -> float: ...
 
     def error_for(
         self, response: httpx.Response, *, request_id: str | None = None, completed: bool = False
@@ -99,6 +108,57 @@ _TRANSIENT = (
 )
 
 
+_END = object()
+"""`_next_event`: the stream ended."""
+_PREEMPTED = object()
+"""`_next_event`: a job with a better claim took the stream slot."""
+_DRAIN_SECONDS = 0.02
+"""How long the rest of a stream after COMPLETED may take to arrive (it normally comes with the
+event): past that the connection is closed rather than kept for the result call."""
+
+
+async def _next_event(events: AsyncIterator[str | None], slot: StreamSlot) -> object:
+    """The next event's data (or `KEEPALIVE`), `_END`, or `_PREEMPTED` — a running job's slot is
+    never taken, so only a queued job's read also watches for that."""
+    if slot.running:
+        try:
+            return await anext(events)
+        except StopAsyncIteration:
+            return _END
+    read: asyncio.Future[str | None] = asyncio.ensure_future(anext(events))
+    watched: set[asyncio.Future[Any]] = {read, slot.preempted}
+    try:
+        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        await _abandon(read)
+        raise
+    if read.done():
+        try:
+            return read.result()
+        except StopAsyncIteration:
+            return _END
+    await _abandon(read)
+    return _PREEMPTED
+
+
+async def _abandon(read: asyncio.Future[Any]) -> None:
+    read.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await read
+
+
+async def _drain(events: AsyncIterator[str | None]) -> None:
+    """Read what is left of a stream, briefly; a stream read to its end leaves its connection
+    in the pool."""
+
+    async def rest() -> None:
+        async for _data in events:
+            pass
+
+    with contextlib.suppress(asyncio.TimeoutError, Exception):
+        await asyncio.wait_for(rest(), _DRAIN_SECONDS)
+
+
 def _fingerprint(update: StatusUpdate) -> tuple[Any, ...]:
     if isinstance(update, Waiting):
         return ("waiting", update.seconds)
@@ -107,6 +167,12 @@ def _fingerprint(update: StatusUpdate) -> tuple[Any, ...]:
     if isinstance(update, InProgress):
         return ("running", len(update.logs))
     return ("completed",)
+
+
+def is_final_error(error: BaseException) -> bool:
+    """True for a job's error that asking again cannot change: the server refused the input
+    (422), the job never started in time (504 user timeout), or its result is gone."""
+    return isinstance(error, (ValidationFailedError, RequestTimeoutError, ResultExpiredError))
 
 
 class RequestHandle:
@@ -121,19 +187,39 @@ class RequestHandle:
         response_url: str,
         cancel_url: str,
         input: FluxLoraInput | None = None,
+        journal: Journal | None = None,
+        journal_fields: dict[str, Any] | None = None,
     ) -> None:
         self._client = client
+        self._journal = journal
+        self._journal_fields = dict(journal_fields or {})
         self.request_id = request_id
         self.status_url = status_url
         self.response_url = response_url
         self.cancel_url = cancel_url
         self.input = input
         self.completed: Completed | None = None
+        self._last: StatusUpdate | None = None
+        self.billable_units: float | None = None
+        """``x-fal-billable-units`` of the result reply, when the server sent it."""
         self._cancel_requested = False
 
     def __repr__(self) -> str:
         state = "completed" if self.completed else "pending"
         return f"RequestHandle({self.request_id!r}, {state})"
+
+    async def record(self, event: str, **fields: Any) -> None:
+        """Append an event about this request to its journal (fsynced, in a thread).
+
+        ``completed`` is written in the background (`Journal.append_soon`), off the path to the
+        result: lost in a crash, it only leaves the job pending, and recovery fetches it again.
+        """
+        if self._journal is not None:
+            merged = {**self._journal_fields, **fields}
+            if event == "completed":
+                self._journal.append_soon(event, self.request_id, **merged)
+            else:
+                await asyncio.to_thread(self._journal.append, event, self.request_id, **merged)
 
     def _error(self, response: httpx.Response) -> FalError:
         return self._client.error_for(
@@ -179,89 +265,139 @@ class RequestHandle:
             raise
         return self._parse(body, "status")
 
-    async def _stream(self, logs: bool) -> AsyncIterator[StatusUpdate]:
-        """Updates from the SSE stream. Yields nothing when every stream slot is taken; raises
-        `_StreamUnusable` when the server will not stream (the caller then only polls).
+    def _observe(self, update: StatusUpdate, slot: StreamSlot | None = None) -> None:
+        """Remember where the job stands (stream priority, polling by queue position)."""
+        self._last = update
+        pace = self._client.http.queue_pace
+        position = update.position if isinstance(update, Queued) else None
+        if position is not None:
+            pace.observe(self.request_id, position)
+        else:
+            pace.forget(self.request_id)
+        if slot is not None:
+            slot.seen(running=not isinstance(update, Queued), position=position)
+
+    def _stream_slot(self) -> StreamSlot | None:
+        last = self._last
+        if isinstance(last, Queued):
+            return self._client.http.stream_slot(running=False, position=last.position)
+        return self._client.http.stream_slot(running=last is not None)
+
+    async def _stream(self, logs: bool, slot: StreamSlot) -> AsyncIterator[StatusUpdate]:
+        """Updates from the SSE stream held in `slot`; ends without `Completed` when a job with a
+        better claim took the slot (the caller polls); raises `_StreamUnusable` when the server
+        will not stream (the caller then only polls).
 
         While the stream brings keep-alives but no status event, a status call checks the job
         every `Limits.status_check_interval` seconds (a finished job is noticed then, not only
-        when the server closes the stream).
+        when the server closes the stream). After COMPLETED the rest of the stream is read, so
+        its connection goes back to the pool warm and the result call reuses it.
         """
         params = {"logs": "1" if logs else "0"}
         http = self._client.http
         check_every = http.limits.status_check_interval
-        async with http.stream(f"{self.status_url}/stream", params=params) as source:
-            if source is None:
-                return
+        final: Completed | None = None
+        async with http.stream(f"{self.status_url}/stream", params=params, slot=slot) as source:
+            assert source is not None  # a slot was given
             code = source.response.status_code
             if code in (401, 403):
                 raise self._error(await http.read_error_body(source.response))
             if code != 200:
                 raise _StreamUnusable(f"HTTP {code}")
             last_news = time.monotonic()
-            async for data in source.events():
+            events = source.events()
+            while True:
+                data = await _next_event(events, slot)
+                if data is _PREEMPTED:
+                    return
+                if data is _END:
+                    raise _StreamUnusable("the stream ended before COMPLETED")
                 if data is KEEPALIVE:
                     if time.monotonic() - last_news < check_every:
                         continue
                     update = await self.status(logs=logs)
                 else:
                     try:
-                        parsed = json.loads(data)
+                        parsed = json.loads(str(data))
                     except (ValueError, RecursionError):
                         raise ProtocolError("status stream", "an event is not valid JSON") from None
                     update = self._parse(parsed, "status stream")
                 last_news = time.monotonic()
-                yield update
+                self._observe(update, slot)
                 if isinstance(update, Completed):
-                    return
-            raise _StreamUnusable("the stream ended before COMPLETED")
+                    if data is not KEEPALIVE:
+                        await _drain(events)
+                    final = update
+                    break
+                yield update
+        if final is not None:
+            yield final
 
     async def updates(self, *, logs: bool = True) -> AsyncIterator[StatusUpdate]:
         """Status updates as they change, ending with `Completed`.
 
-        Uses the SSE status stream whenever a stream slot is free (a job that had to poll moves
-        to the stream as soon as one frees up), and polls with a bounded backoff otherwise, or
-        for good once the stream has failed for this request. When a poll is rate limited, a
-        `Waiting` update says how long the client waits (``Retry-After``) before asking again.
+        Uses the SSE status stream whenever it gets a stream slot (running jobs first; a job
+        that had to poll asks again at each poll), and polls otherwise, or for good once the
+        stream has failed for this request: a running job every `poll_interval` seconds, backing
+        off to `max_poll_interval` while nothing changes; a queued job by its queue position
+        (see `scheduling.poll_delay`).
+        When a poll is rate limited, a `Waiting` update says how long the client waits
+        (``Retry-After``) before asking again.
         """
         if self.completed is not None:
             yield self.completed
             return
+        client = self._client
         seen: tuple[Any, ...] | None = None
         limited = 0
-        stream_ok = self._client.use_sse
-        interval = self._client.poll_interval
-        while True:
-            if stream_ok:
+        stream_ok = client.use_sse
+        interval = client.poll_interval
+        try:
+            while True:
+                slot = self._stream_slot() if stream_ok else None
+                if slot is not None:
+                    try:
+                        async for update in self._stream(logs, slot):
+                            if _fingerprint(update) != seen:
+                                seen = _fingerprint(update)
+                                yield update
+                            if isinstance(update, Completed):
+                                return
+                    except _STREAM_FAILURES as exc:
+                        log.info("status stream unusable (%s); polling", type(exc).__name__)
+                        stream_ok = False
+                    finally:
+                        slot.release()
                 try:
-                    async for update in self._stream(logs):
-                        if _fingerprint(update) != seen:
-                            seen = _fingerprint(update)
-                            yield update
-                        if isinstance(update, Completed):
-                            return
-                except _STREAM_FAILURES as exc:
-                    log.info("status stream unusable (%s); polling", type(exc).__name__)
-                    stream_ok = False
-            try:
-                update = await self._status(logs, rate_limits=False)
-            except RateLimitError as exc:
-                limited += 1
-                wait = self._rate_limit_wait(exc, limited, interval)
-                yield Waiting(self.request_id, wait)
-                seen = None  # the job's state is shown again after the wait
-                await asyncio.sleep(wait)
-                continue
-            limited = 0
-            if _fingerprint(update) != seen:
-                seen = _fingerprint(update)
-                interval = self._client.poll_interval
-                yield update
-            else:
-                interval = min(interval * 1.5, self._client.max_poll_interval)
-            if isinstance(update, Completed):
-                return
-            await asyncio.sleep(interval)
+                    update = await self._status(logs, rate_limits=False)
+                except RateLimitError as exc:
+                    limited += 1
+                    wait = self._rate_limit_wait(exc, limited, interval)
+                    yield Waiting(self.request_id, wait)
+                    seen = None  # the job's state is shown again after the wait
+                    await asyncio.sleep(wait)
+                    continue
+                limited = 0
+                self._observe(update)
+                if _fingerprint(update) != seen:
+                    seen = _fingerprint(update)
+                    interval = client.poll_interval
+                    yield update
+                else:
+                    interval = min(interval * 1.5, client.max_poll_interval)
+                if isinstance(update, Completed):
+                    return
+                await asyncio.sleep(
+                    poll_delay(
+                        position=update.position if isinstance(update, Queued) else None,
+                        interval=interval,
+                        poll_interval=client.poll_interval,
+                        max_queue_poll_interval=client.max_queue_poll_interval,
+                        pace=client.http.queue_pace.rate,
+                    )
+                )
+        finally:
+            client.http.queue_pace.forget(self.request_id)
 
     def _rate_limit_wait(self, exc: RateLimitError, times: int, interval: float) -> float:
         """How long to wait after a 429 while polling; re-raises it when the server asks for
@@ -294,9 +430,8 @@ class RequestHandle:
             if isinstance(error, NotFoundError) and self._cancel_requested:
                 error = self._cancelled()
             if not self._transient(error, response):
-                await self._client.record(
+                await self.record(
                     "cancelled" if isinstance(error, JobCancelledError) else "failed",
-                    self.request_id,
                     error=str(error),
                 )
             raise error
@@ -305,9 +440,14 @@ class RequestHandle:
         except ProtocolError as exc:
             exc.request_id = self.request_id
             raise
+        units = response.headers.get("x-fal-billable-units")
+        try:
+            self.billable_units = float(units) if units is not None else None
+        except ValueError:
+            self.billable_units = None
         # the image URLs (not inline data: URIs) stay on fal's CDN after the result expires
         urls = [image.url for image in output.images if not image.url.startswith("data:")]
-        await self._client.record("completed", self.request_id, image_urls=urls, seed=output.seed)
+        await self.record("completed", image_urls=urls, seed=output.seed)
         return output
 
     @staticmethod
@@ -348,7 +488,7 @@ class RequestHandle:
         outcome = str(status or "OK")[:60]
         if outcome in ("CANCELLATION_REQUESTED", "OK"):
             self._cancel_requested = True
-            await self._client.record("cancel_requested", self.request_id)
+            await self.record("cancel_requested")
         return self._client.redact(outcome)
 
     async def cancel_quietly(self, timeout: float = 5.0) -> str | None:

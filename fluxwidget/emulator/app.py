@@ -8,6 +8,7 @@ Routes (base = the emulator's URL)::
     GET  /fal-ai/flux-lora/requests/{id}              result
     PUT  /fal-ai/flux-lora/requests/{id}/cancel       cancel
     GET  /files/{id}/{index}.{jpeg|png}               image download (no auth, like a CDN)
+    GET  /v1/models/pricing?endpoint_id=...           fal's platform API: the unit price
 
 Choices where fal's behaviour is not documented:
 
@@ -57,6 +58,8 @@ from fluxwidget.emulator.render import content_type
 from fluxwidget.schema import ENDPOINT_ID, FluxLoraInput
 
 AUTH_FAILED = {"detail": "No user found for Key ID and Secret"}
+PRICE_PER_MEGAPIXEL = 0.035
+"""flux-lora's documented price, served by the emulator's pricing call."""
 _METHODS = {
     "submit": "POST",
     "status": "GET",
@@ -143,6 +146,8 @@ class EmulatorApp:
 
     async def _dispatch(self, request: Request) -> Response:
         segments = [part for part in request.url.path.split("/") if part]
+        if segments == ["v1", "models", "pricing"]:
+            return self._pricing(request)
         route = _route_of(segments)
         if route is None:
             return JSONResponse({"detail": "Not Found"}, status_code=404)
@@ -206,6 +211,22 @@ class EmulatorApp:
 
     def _base_url(self, request: Request) -> str:
         return self.public_url or str(request.base_url)
+
+    def _pricing(self, request: Request) -> Response:
+        """fal's ``GET /v1/models/pricing``: the documented flux-lora price, marked emulated."""
+        if request.method != "GET":
+            return JSONResponse({"detail": "Method Not Allowed"}, status_code=405)
+        if not self._authorized(request):
+            return JSONResponse(AUTH_FAILED, status_code=401)
+        wanted = request.query_params.getlist("endpoint_id") or [ENDPOINT_ID]
+        unknown = [e for e in wanted if e.split("/")[:2] != ENDPOINT_ID.split("/")]
+        if unknown:
+            detail = f"No pricing for {', '.join(unknown)} (the emulator serves {ENDPOINT_ID})"
+            return JSONResponse({"detail": detail}, status_code=404)
+        price = {"unit_price": PRICE_PER_MEGAPIXEL, "unit": "megapixels", "currency": "USD"}
+        prices = [{"endpoint_id": e, **price} for e in wanted]
+        body = {"prices": prices, "next_cursor": None, "has_more": False, "emulator": True}
+        return JSONResponse(body)
 
     # --- the calls --------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import math
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -114,4 +115,6 @@ async def produce(store: FileStore, job: Job, inference_time: float) -> Outcome:
         "prompt": data.prompt,
         "emulator": True,
     }
-    return Outcome(200, body)
+    # fal bills flux-lora per megapixel, rounded up per image; the header carries the units
+    units = sum(math.ceil(spec.width * spec.height / 1_000_000) for spec in render_specs(job))
+    return Outcome(200, body, headers={"x-fal-billable-units": str(units)})

@@ -6,8 +6,13 @@ import asyncio
 import atexit
 import contextlib
 import functools
+import json
+import os
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,6 +27,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from fluxwidget.emulator.app import EmulatorApp
 from fluxwidget.emulator.faults import Fault, FaultBook, TransportMap
 from fluxwidget.emulator.jobs import Job, Scheduler
+from fluxwidget.emulator.link import ConnectionStats, LinkConditions, link_protocol
 from fluxwidget.emulator.outputs import FileStore, produce
 
 T = TypeVar("T")
@@ -30,11 +36,16 @@ STARTUP_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 
 
-def _tracking_protocol(transports: TransportMap) -> type[H11Protocol]:
-    """uvicorn's h11 protocol, recording each connection's transport by peer address."""
+def _tracking_protocol(
+    transports: TransportMap, link: LinkConditions, stats: ConnectionStats
+) -> type[H11Protocol]:
+    """uvicorn's h11 protocol behind the emulated link, recording each connection's transport
+    by peer address."""
 
-    class TrackingH11Protocol(H11Protocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    base = link_protocol(link, stats)
+
+    class TrackingH11Protocol(base):  # type: ignore[valid-type,misc]
+        def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             if self.client is not None:
                 transports[(self.client[0], self.client[1])] = transport
@@ -125,20 +136,31 @@ class Emulator:
         result_ttl: float = 3600.0,
         keepalive_interval: float = 15.0,
         public_url: str | None = None,
+        rtt: float = 0.0,
+        connect_rtts: float = 0.0,
+        run_jitter: float = 0.0,
     ) -> None:
-        """``public_url`` overrides the base of the URLs written into replies."""
+        """``public_url`` overrides the base of the URLs written into replies.
+
+        ``rtt`` and ``connect_rtts`` emulate a network link (see `set_link`); ``run_jitter``
+        adds a random 0..run_jitter seconds to each job's run time, so that completions fall at
+        random phases of a client's polling.
+        """
         self.host = host
         self.port = port
         self._requested_port = port
         self._api_key = api_key or generate_api_key()
         self._transports: TransportMap = {}
         self._faults = FaultBook()
+        self._link = LinkConditions(rtt=rtt, connect_rtts=connect_rtts)
+        self._connections = ConnectionStats()
         self._store = FileStore()
         self._scheduler = Scheduler(
             workers=workers,
             seconds_per_step=seconds_per_step,
             result_ttl=result_ttl,
             produce=functools.partial(produce, self._store),
+            run_jitter=run_jitter,
         )
         self._app = EmulatorApp(
             api_key=self._api_key,
@@ -194,7 +216,7 @@ class Emulator:
                 access_log=False,
                 lifespan="off",
                 ws="none",
-                http=_tracking_protocol(self._transports),
+                http=_tracking_protocol(self._transports, self._link, self._connections),
                 timeout_graceful_shutdown=1,
             )
             server = uvicorn.Server(config)
@@ -213,6 +235,7 @@ class Emulator:
                     raise RuntimeError("the emulator did not start")
                 time.sleep(0.005)
             self._wait_accepting()
+            _RUNNING_URLS.add(self.url)
             return self
 
     def _wait_accepting(self) -> None:
@@ -249,6 +272,7 @@ class Emulator:
             thread, server, loop = self._thread, self._server, self._loop
             if thread is None or server is None or loop is None:
                 return
+            _RUNNING_URLS.discard(self.url)
             if thread.is_alive():
 
                 async def begin_close() -> None:
@@ -339,6 +363,21 @@ class Emulator:
         """Forget every injected fault that has not fired yet."""
         self._faults.clear()
 
+    # --- the emulated link -----------------------------------------------------------------
+
+    def set_link(self, *, rtt: float = 0.0, connect_rtts: float = 0.0) -> None:
+        """Emulate a link from now on: ``rtt`` seconds per round trip (half each way, on every
+        chunk) and ``connect_rtts`` extra round trips before a new connection's first request
+        (2 is about a TCP and a TLS handshake). ``set_link()`` goes back to plain loopback."""
+        checked = LinkConditions(rtt=rtt, connect_rtts=connect_rtts)
+        self._link.rtt, self._link.connect_rtts = checked.rtt, checked.connect_rtts
+
+    @property
+    def connections(self) -> ConnectionStats:
+        """TCP connections accepted so far (``opened``), open now, and at most at once."""
+        stats = self._connections
+        return ConnectionStats(stats.opened, stats.open, stats.peak_open)
+
     # --- inspection (for tests) -------------------------------------------------------------
 
     @property
@@ -400,16 +439,122 @@ class Emulator:
         self._on_loop(expire)
 
 
-_shared: Emulator | None = None
+_RUNNING_URLS: set[str] = set()
+
+
+def is_emulator_url(url: str) -> bool:
+    """True when `url` is the address of an emulator started by this process."""
+    return url.rstrip("/") in _RUNNING_URLS
+
+
+class EmulatorProcess:
+    """The emulator in a child process (so rendering placeholders never lags the kernel).
+
+    The child serves until its stdin closes: when this process exits or is killed, the pipe
+    closes and the child stops; `stop()` closes it explicitly. It ignores Ctrl-C and the
+    kernel's "interrupt" (its own session), like the emulator thread it replaces.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._api_key = generate_api_key()
+        self._process: subprocess.Popen[str] | None = None
+        self._url = ""
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:54321``."""
+        return self._url
+
+    @property
+    def api_key(self) -> str:
+        """The key clients must send."""
+        return self._api_key
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        """True while the child process runs."""
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> EmulatorProcess:
+        """Start the child and wait until it serves."""
+        if self.running:
+            return self
+        env = {**os.environ, _KEY_ENV: self._api_key, _OPTIONS_ENV: json.dumps(self._options)}
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from fluxwidget.emulator.server import _child; _child()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+            start_new_session=True,
+        )
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        if not line.startswith("http://"):
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"the emulator process did not start (it said {line!r})")
+        self._process, self._url = process, line
+        _RUNNING_URLS.add(line)
+        return self
+
+    def stop(self) -> None:
+        """Stop the child: close its stdin, wait a moment, kill it if it lingers."""
+        process, self._process = self._process, None
+        _RUNNING_URLS.discard(self._url)
+        if process is None:
+            return
+        with contextlib.suppress(OSError):
+            if process.stdin is not None:
+                process.stdin.close()
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"EmulatorProcess(url={self._url!r}, pid={self.pid}, {state})"
+
+
+_KEY_ENV = "FLUXWIDGET_EMULATOR_KEY"
+_OPTIONS_ENV = "FLUXWIDGET_EMULATOR_OPTIONS"
+
+
+def _child() -> None:
+    """The child of EmulatorProcess: serve, print the URL, stop when stdin closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    options = json.loads(os.environ.pop(_OPTIONS_ENV, "{}") or "{}")
+    emulator = Emulator(api_key=os.environ.pop(_KEY_ENV), **options).start()
+    print(emulator.url, flush=True)
+    try:
+        sys.stdin.read()  # returns at EOF: the parent closed the pipe or died
+    finally:
+        emulator.stop()
+
+
+_shared: EmulatorProcess | None = None
 _shared_lock = threading.Lock()
 
 
-def shared_emulator() -> Emulator:
-    """The process-wide emulator, started on first use and stopped at interpreter exit."""
+def shared_emulator() -> EmulatorProcess:
+    """The process-wide emulator (in a child process), started on first use.
+
+    It stops when this process exits, however it exits (the child watches a pipe).
+    """
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = Emulator()
+            _shared = EmulatorProcess()
             atexit.register(_shared.stop)
         if not _shared.running:
             _shared.start()

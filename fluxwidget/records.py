@@ -1,0 +1,135 @@
+"""What one job is and leaves behind: the record written in the manifest and in every image.
+
+One format everywhere: the panel, the CLI, `recover` and sweeps all write `JobRecord`s. A record
+holds the full input, the seed the server actually used, the request id, the endpoint, timings,
+NSFW flags, whether the emulator made it, and the files its images were saved to (relative to
+its run folder). `image_metadata` is what goes into each image file (PNG text chunk / JPEG
+comment), so an image alone is enough to make it again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+__all__ = [
+    "ACTIVE_STATES",
+    "FINAL_STATES",
+    "JobRecord",
+    "JobState",
+    "SavedImage",
+]
+
+JobState = Literal[
+    "pending",  # planned, nothing sent
+    "submitting",  # a submit is in flight (it may be accepted even if we never hear back)
+    "queued",
+    "running",
+    "fetching",  # completed on the server; result and images being collected
+    "done",  # every image is on disk
+    "error",  # failed; `final` says whether collecting it again could succeed
+    "cancelled",
+    "unknown",  # a submit was in flight when the process stopped: it may have been billed
+]
+FINAL_STATES: frozenset[str] = frozenset({"done", "cancelled"})
+"""States after which a job is never touched again (an error may still be collected)."""
+ACTIVE_STATES: frozenset[str] = frozenset({"submitting", "queued", "running", "fetching"})
+
+
+@dataclass
+class SavedImage:
+    """One image on disk: `file` is relative to the run folder; `url` where it came from."""
+
+    index: int
+    file: str
+    width: int | None = None
+    height: int | None = None
+    content_type: str | None = None
+    nsfw: bool = False
+    url: str | None = None  # None for inline data: URIs (they are not kept)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> SavedImage:
+        """Read back what `asdict` wrote (unknown keys are ignored)."""
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        return cls(**known)
+
+
+@dataclass
+class JobRecord:
+    """One job of a run: what was asked, what the server said, and where its images are."""
+
+    job_id: str
+    input: dict[str, Any]
+    endpoint: str
+    state: str = "pending"
+    request_id: str | None = None
+    seed: int | None = None
+    emulator: bool = False
+    image_urls: list[str] = field(default_factory=list)
+    images: list[SavedImage] = field(default_factory=list)
+    nsfw: list[bool] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    billable_units: float | None = None
+    error: str | None = None
+    error_type: str | None = None
+    final: bool = False  # an error that collecting again cannot fix (422, expired, ...)
+    axes: dict[str, Any] = field(default_factory=dict)
+    coords: list[int] | None = None
+    detail: str = ""  # the last status line ("Queued — position 3", "Running — step 4/28")
+    cancel_answer: str | None = None  # what the server answered a cancel (CANCELLATION_REQUESTED)
+
+    @property
+    def done(self) -> bool:
+        """True once every image is on disk."""
+        return self.state == "done"
+
+    @property
+    def collectable(self) -> bool:
+        """Submitted, not finished, not lost for good: recovery should collect it."""
+        return (
+            self.request_id is not None
+            and self.state not in FINAL_STATES
+            and not (self.state == "error" and self.final)
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-ready dict (the manifest's row for this job)."""
+        data = asdict(self)
+        data["seed"] = self.seed  # ints beyond 64 bits stay exact in JSON
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> JobRecord:
+        """Read back `to_json` output; unknown keys are ignored, bad rows raise ValueError."""
+        if not isinstance(data, dict) or "job_id" not in data:
+            raise ValueError("a job record needs a job_id")
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        known["images"] = [SavedImage.from_json(item) for item in data.get("images") or []]
+        known.setdefault("input", {})
+        known.setdefault("endpoint", "")
+        return cls(**known)
+
+    def image_metadata(self, index: int, run: str) -> dict[str, Any]:
+        """The record embedded in image `index`'s file: enough to make the image again."""
+        return {
+            "fluxwidget": 1,
+            "run": run,
+            "job_id": self.job_id,
+            "index": index,
+            "endpoint": self.endpoint,
+            "request_id": self.request_id,
+            "input": self.input,
+            "seed": self.seed,
+            "nsfw": self.nsfw[index] if index < len(self.nsfw) else False,
+            "emulator": self.emulator,
+            "timings": self.timings,
+            "axes": self.axes,
+        }
+
+    def reuse_input(self) -> dict[str, Any]:
+        """The input with the seed actually used, to make the same images again."""
+        payload = dict(self.input)
+        if self.seed is not None:
+            payload["seed"] = self.seed
+        return payload

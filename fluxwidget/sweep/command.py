@@ -1,0 +1,177 @@
+"""``fluxwidget sweep``: an X/Y/Z sweep from the shell, with a progress bar; re-running resumes.
+
+    fluxwidget sweep "a fox" --axis guidance_scale=2,3.5,5 \\
+        --axis "loras[0].scale=0.4-1.2 [3]" --lora owner/lora:1.0 --out runs/fox
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..client.status import StatusUpdate
+from ..records import JobRecord
+from .axes import plan_sweep
+from .cost import CONFIRM_ABOVE_USD, DEFAULT_PRICE, estimate_cost
+from .runner import DEFAULT_CONCURRENCY, SweepRunner
+
+__all__ = ["add_sweep_command", "run_sweep_command"]
+
+_AXIS_HELP = (
+    "FIELD=VALUES, up to three times (X, then Y, then Z: one grid per Z value). FIELD is any "
+    "input field (guidance_scale, num_inference_steps, seed, image_size, ...), loras[i].scale, "
+    "loras[i].path, or prompt_sr (Prompt S/R: the first value is replaced in the prompt by each "
+    "value). VALUES: 2,3.5,5 | 1-5 | 1-5 (+2) | 0.4-1.2 [3] (three evenly spaced values)."
+)
+
+ArgsAdder = Callable[[argparse.ArgumentParser], None]
+
+
+def add_sweep_command(commands: Any, input_args: ArgsAdder, connection_args: ArgsAdder) -> None:
+    """Add ``sweep`` to the CLI's sub-commands."""
+    cmd = commands.add_parser(
+        "sweep",
+        help="sweep up to three parameters into a labelled grid (re-run to resume)",
+        description="Sweep up to three parameters; every image is saved as it arrives. Running "
+        "the same command on the same --out resumes: done cells are skipped, submitted cells "
+        "are collected by request id, nothing is paid twice.",
+    )
+    input_args(cmd)
+    cmd.add_argument("--axis", action="append", default=[], metavar="FIELD=VALUES", help=_AXIS_HELP)
+    cmd.add_argument("--mode", choices=["grid", "zip"], default="grid", help="cross or pair axes")
+    cmd.add_argument(
+        "--seed-mode", choices=["fixed", "per_cell", "per_row"], default="fixed",
+        help="one seed for every cell (drawn once unless --seed), one per cell, or one per row",
+    )  # fmt: skip
+    cmd.add_argument(
+        "--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+        help="cells submitted and unfinished at once",
+    )  # fmt: skip
+    cmd.add_argument("--out", type=Path, help="run folder (re-running on it resumes)")
+    cmd.add_argument("--dry-run", action="store_true", help="print the cells and the cost only")
+    cmd.add_argument("--yes", action="store_true", help="run without asking, whatever the cost")
+    cmd.add_argument(
+        "--confirm-above", type=float, default=CONFIRM_ABOVE_USD,
+        help="ask before running when the estimate is above this many dollars",
+    )  # fmt: skip
+    cmd.add_argument(
+        "--force-new", action="store_true",
+        help="when --out holds a different sweep, start a new run folder beside it",
+    )  # fmt: skip
+    cmd.add_argument("--cell-timeout", type=float, help="give up on a cell after N seconds")
+    cmd.add_argument("--quiet", action="store_true", help="no progress bar")
+    connection_args(cmd)
+
+
+class _Bar:
+    """A tqdm progress bar of finished cells, with what is in flight as its postfix."""
+
+    def __init__(self, runner: SweepRunner, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.runner = runner
+        self.bar = tqdm(
+            total=len(runner.records),
+            initial=runner.progress().finished,
+            unit="cell",
+            file=sys.stderr,
+            disable=not enabled,
+            dynamic_ncols=True,
+        )
+
+    def __call__(self, record: JobRecord, update: StatusUpdate | None) -> None:
+        progress = self.runner.progress()
+        self.bar.n = progress.finished
+        self.bar.set_postfix_str(
+            f"{progress.in_flight} in flight, {progress.failed} failed", refresh=False
+        )
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _print_cells(plan: Any) -> None:
+    nx, ny, nz = plan.shape
+    print(f"{len(plan.cells)} cells ({nx} × {ny} × {nz}), mode {plan.mode}, seeds {plan.seed_mode}")
+    for cell in plan.cells:
+        print(f"  {cell.id}  {cell.title or '(base)'}  seed {cell.seed}")
+
+
+async def run_sweep_command(args: argparse.Namespace) -> int:
+    """Plan (validated before anything is sent), estimate, confirm, run, export."""
+    from ..cli import client_for, input_fields
+
+    if len(args.axis) > 3:
+        raise ValueError("--axis: at most three axes (X, Y, Z)")
+    axes = [*args.axis, None, None, None][:3]
+    plan = plan_sweep(
+        input_fields(args), axes[0], axes[1], axes[2], mode=args.mode, seed_mode=args.seed_mode
+    )
+    async with client_for(args) as client:
+        from ..client.pricing import fetch_unit_price
+
+        price = await fetch_unit_price(client) or DEFAULT_PRICE
+        if args.dry_run:
+            _print_cells(plan)
+            print(estimate_cost([cell.input for cell in plan.cells], price).describe())
+            return 0
+        runner = SweepRunner(
+            client,
+            plan,
+            out=args.out,
+            concurrency=args.concurrency,
+            price=price,
+            force_new=args.force_new,
+            cell_timeout=args.cell_timeout,
+        )
+        resumed = runner.progress().finished + sum(r.collectable for r in runner.records.values())
+        print(f"run folder: {runner.run.path}", file=sys.stderr)
+        if resumed:
+            print(
+                f"resuming: {resumed} of {len(plan.cells)} cells already started", file=sys.stderr
+            )
+        print(runner.estimate.describe(), file=sys.stderr)
+        if runner.estimate.needs_confirmation(args.confirm_above) and not args.yes:
+            if not sys.stdin.isatty():
+                print(
+                    f"fluxwidget: the estimate is above ${args.confirm_above:g}: "
+                    "pass --yes to run it",
+                    file=sys.stderr,
+                )
+                return 2
+            answer = await asyncio.to_thread(input, "Run it? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                return 2
+        bar = _Bar(runner, enabled=not args.quiet)
+        runner.subscribe(on_cell=bar)
+        try:
+            await runner.run_all()
+        except asyncio.CancelledError:
+            bar.close()
+            runner.stop()
+            await runner.wait_flushed()
+            print(
+                f"\nfluxwidget: interrupted — cells in flight were cancelled; run the same "
+                f"command again to resume ({runner.run.path})",
+                file=sys.stderr,
+            )
+            raise
+        bar.close()
+    from .report import export_run
+
+    exported = await asyncio.to_thread(export_run, runner)
+    progress = runner.progress()
+    if runner.stopped:
+        print(f"fluxwidget: {runner.stopped}", file=sys.stderr)
+    print(progress.describe(), file=sys.stderr)
+    for path in exported:
+        print(path)
+    failed = [r for r in runner.records.values() if r.state in ("error", "unknown")]
+    for record in failed:
+        print(f"fluxwidget: {record.job_id} {record.axes}: {record.error}", file=sys.stderr)
+    return 0 if progress.done == progress.total else 1

@@ -140,16 +140,19 @@ async def _abandon(read: asyncio.Future[Any]) -> None:
         await read
 
 
-async def _drain(events: AsyncIterator[str | None]) -> None:
-    """Read what is left of a stream, briefly; a stream read to its end leaves its connection
-    in the pool."""
+async def _drain(events: AsyncIterator[str | None]) -> bool:
+    """Read what is left of a stream, briefly; True when it ended (a stream read to its end
+    leaves its connection in the pool)."""
 
     async def rest() -> None:
         async for _data in events:
             pass
 
-    with contextlib.suppress(asyncio.TimeoutError, Exception):
+    try:
         await asyncio.wait_for(rest(), _DRAIN_SECONDS)
+    except (asyncio.TimeoutError, Exception):
+        return False
+    return True
 
 
 def _fingerprint(update: StatusUpdate) -> tuple[Any, ...]:
@@ -201,6 +204,8 @@ class RequestHandle:
         self.input = input
         self.completed: Completed | None = None
         self._last: StatusUpdate | None = None
+        self._warm_stream = False
+        """The status stream ended cleanly: its connection waits in the stream pool."""
         self.billable_units: float | None = None
         """``x-fal-billable-units`` of the result reply, when the server sent it."""
         self._cancel_requested = False
@@ -319,7 +324,7 @@ class RequestHandle:
                 self._observe(update, slot)
                 if isinstance(update, Completed):
                     if data is not KEEPALIVE:
-                        await _drain(events)
+                        self._warm_stream = await _drain(events)
                     final = update
                     break
                 yield update
@@ -396,7 +401,10 @@ class RequestHandle:
         A final error (the job failed, was cancelled, its result expired) is journaled; a
         passing one (network, rate limit, an unreadable reply) leaves the job pending there.
         """
-        response = await self._client.http.request("result", "GET", self.response_url)
+        after_stream, self._warm_stream = self._warm_stream, False
+        response = await self._client.http.request(
+            "result", "GET", self.response_url, after_stream=after_stream
+        )
         if response.is_error:
             error = self._error(response)
             if isinstance(error, NotFoundError) and self._cancel_requested:

@@ -8,7 +8,7 @@ text), which compress far better than photographs; a row of random noise at the 
 Times are medians over ``--repeat`` calls, in this thread, the two kinds alternating:
 
 - ``thumbnail``: ``fluxwidget.images.thumbnail(data, 256)``;
-- ``prepare``: ``fluxwidget.ui.jobs.prepare_image`` — what the panel runs per image (it opens
+- ``prepare``: ``fluxwidget.ui.jobs.make_thumbnail`` — what the panel runs per image (it opens
   the image once for its size, then ``thumbnail`` decodes it again).
 
 Run: .venv/bin/python benchmarks/bench_thumbnails.py [--repeat 31]
@@ -30,7 +30,7 @@ from PIL import Image
 from fluxwidget import images
 from fluxwidget.client import FluxClient
 from fluxwidget.emulator import Emulator
-from fluxwidget.ui.jobs import prepare_image
+from fluxwidget.ui.jobs import make_thumbnail
 
 SIZES = {"landscape_4_3": (1024, 768), "square_hd": (1024, 1024)}
 FORMATS = ("jpeg", "png")
@@ -123,7 +123,7 @@ def main() -> None:
             thumb_px = f"{small.width}x{small.height}"
         t_thumb, t_prep = median_ms_pair(
             partial(images.thumbnail, data, args.max_side),
-            partial(prepare_image, 0, data, None, False),
+            partial(make_thumbnail, data),
             args.repeat,
         )
         total_full += len(data)

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from PIL import Image, ImageDraw, JpegImagePlugin
+from PIL import Image, ImageDraw, JpegImagePlugin, PngImagePlugin
 
 __all__ = [
     "METADATA_KEY",
@@ -131,6 +131,8 @@ def _open_unchecked(data: bytes) -> Image.Image:
     """Open without Pillow's decompression-bomb refusal; the caller bounds what is decoded."""
     if data[:2] == b"\xff\xd8":
         return JpegImagePlugin.JpegImageFile(io.BytesIO(data))
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return PngImagePlugin.PngImageFile(io.BytesIO(data))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         return Image.open(io.BytesIO(data))
@@ -199,9 +201,10 @@ def save_image(data: bytes, path: str | Path, metadata: dict[str, Any]) -> Path:
 
 
 def read_metadata(path: str | Path) -> dict[str, Any] | None:
-    """The metadata embedded by `save_image`, read back from the image file itself."""
-    with Image.open(path) as image:
-        text = getattr(image, "text", {}).get(METADATA_KEY) if image.format == "PNG" else None
+    """The metadata embedded by `save_image`, read back from the image file itself (from the
+    header: the pixels are not decoded, so a huge image is no problem)."""
+    with _open_unchecked(Path(path).read_bytes()) as image:
+        text = image.info.get(METADATA_KEY) if image.format == "PNG" else None
         comment = image.info.get("comment")
     if text is None and isinstance(comment, bytes) and comment.startswith(_JPEG_COMMENT_PREFIX):
         text = comment[len(_JPEG_COMMENT_PREFIX) :].decode("utf-8")

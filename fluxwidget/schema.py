@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal, get_args
 
 import annotated_types
@@ -52,6 +54,34 @@ class ImageSize(BaseModel):
     height: int = Field(512, ge=1, le=MAX_SIDE, title="Height", description="Height in pixels.")
 
 
+LORA_PATH_FORMS = (
+    "an http(s) URL, a Hugging Face repo id (owner/name, optionally owner/name/file), "
+    "or an existing local file"
+)
+"""The accepted forms of a LoRA path, in words (shared by the panel, the client and the CLI)."""
+
+_URL = re.compile(r"https?://[^\s/?#]+[^\s]*", re.IGNORECASE)
+_HF_PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+_HF_REPO = re.compile(rf"{_HF_PART}/{_HF_PART}(/[^\s]+)?")
+
+
+def lora_path_problem(path: str) -> str | None:
+    """None when `path` is one of LORA_PATH_FORMS, else why not (in words)."""
+    text = path.strip()
+    if not text:
+        return "must not be blank"
+    if _URL.fullmatch(text):
+        return None
+    if "://" not in text and not text.startswith(("/", "~", ".")) and _HF_REPO.fullmatch(text):
+        return None
+    try:
+        if Path(text).expanduser().is_file():
+            return None
+    except OSError:
+        pass
+    return f"must be {LORA_PATH_FORMS}"
+
+
 class LoraWeight(BaseModel):
     """One LoRA to apply: where its weights are, and how strongly."""
 
@@ -60,19 +90,26 @@ class LoraWeight(BaseModel):
     path: str = Field(
         min_length=1,
         title="LoRA path",
-        description="URL or Hugging Face repository of the LoRA weights.",
+        description="URL, Hugging Face repository (owner/name[/file]) or local file of the "
+        "LoRA weights.",
     )
     scale: float = Field(
         1.0,
         title="LoRA scale",
         description="How strongly the LoRA is applied (commonly 0–4).",
     )
+    force: bool | None = Field(
+        None,
+        title="Force",
+        description="fal's optional `force` flag of a LoRA (sent only when set).",
+    )
 
     @field_validator("path")
     @classmethod
-    def _path_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
+    def _path_accepted(cls, value: str) -> str:
+        problem = lora_path_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
         return value.strip()
 
     @field_validator("scale")
@@ -237,9 +274,11 @@ def allowed_values(field: str) -> str:
     if field == "seed":
         return "a whole number ≥ 0, or None for a random seed"
     if field == "loras":
-        return "a list of {'path': URL or HF repo, 'scale': number}"
+        return "a list of {'path': URL, HF repo or file, 'scale': number, 'force': bool}"
     if field == "path":
-        return "a non-empty URL or Hugging Face repository"
+        return LORA_PATH_FORMS
+    if field == "force":
+        return "True, False or None"
     if field == "scale":
         return "a finite number (commonly 0–4)"
     info = FluxLoraInput.model_fields.get(field)
@@ -326,7 +365,9 @@ def validate_input(
         merged["prompt"] = data  # generate("a tiger eye")
     elif isinstance(data, Mapping):
         if not all(isinstance(key, str) for key in data):
-            raise InputError([FieldProblem("input", None, "field names must be strings")])
+            allowed = ", ".join(FluxLoraInput.model_fields)
+            message = f"field names must be strings; allowed: {allowed}"
+            raise InputError([FieldProblem("input", None, message)])
         merged.update(data)
     elif data is not None:
         allowed = "a FluxLoraInput, a dict of fields, or the prompt as a string"

@@ -22,11 +22,13 @@ _ENV = (
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """No key or configuration leaks in from the developer's shell; a private journal."""
+    """No key or configuration leaks in from the developer's shell; a private journal and
+    runs folder (nothing is written into the working tree)."""
     for name in _ENV:
         monkeypatch.delenv(name, raising=False)
     journal = tmp_path / "journal.jsonl"
     monkeypatch.setenv("FLUXWIDGET_JOURNAL", str(journal))
+    monkeypatch.setenv("FLUXWIDGET_RUNS", str(tmp_path / "fluxwidget-runs"))
     return journal
 
 

@@ -340,6 +340,8 @@ async def test_fault_matrix(row: Row, request: pytest.FixtureRequest) -> None:
         await client.aclose()
         if row.socket:
             emu.clear_faults()
+        else:
+            await app.scheduler.close()
     submits = (emu.submit_count if row.socket else app.submit_count) - before
     assert submits == row.submits
 

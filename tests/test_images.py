@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from fluxwidget import images
 from fluxwidget.images import (
     decode_data_uri,
+    image_size,
     open_image,
     read_metadata,
     save_image,
@@ -53,3 +55,44 @@ def test_save_embeds_metadata_and_keeps_pixels(tmp_path: Path, fmt: str) -> None
     }
     assert not path.with_suffix(".json").exists()  # one record: in the file and the manifest
     assert open_image(path.read_bytes()).tobytes() == open_image(raw).tobytes()
+
+
+# --- huge images: sized, previewed and saved without a full decode ------------------------
+
+
+def test_a_14142_square_png_is_sized_previewed_and_saved_without_decoding(
+    tmp_path: Path,
+) -> None:
+    out = io.BytesIO()
+    Image.new("1", (14142, 14142)).save(out, format="PNG")  # 200 M pixels, a few KB
+    data = out.getvalue()
+    assert image_size(data) == (14142, 14142)
+    tile = thumbnail(data)  # more than PREVIEW_MAX_PIXELS: the "too large to preview" tile
+    assert Image.open(io.BytesIO(tile)).size[0] <= 256
+    path = save_image(data, tmp_path / "huge.png", {"seed": 1})
+    assert read_metadata(path) == {"seed": 1}
+    assert image_size(path.read_bytes()) == (14142, 14142)
+
+
+def test_a_jpeg_over_pillows_bomb_limit_is_thumbnailed_in_draft_mode(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = _image_bytes("JPEG", (2400, 1800))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)  # 2400×1800 is now a "bomb"
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(data))
+    thumb = Image.open(io.BytesIO(thumbnail(data, max_side=256)))
+    assert thumb.size == (256, 192)
+    assert thumb.getpixel((10, 10))[0] > 150  # the picture, not the placeholder tile
+    assert image_size(data) == (2400, 1800)
+
+
+def test_a_png_over_the_preview_cap_gets_the_tile(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(images, "PREVIEW_MAX_PIXELS", 10_000)
+    tile = Image.open(io.BytesIO(thumbnail(_image_bytes("PNG", (300, 200)))))
+    assert tile.getpixel((200, 150)) == (96, 96, 96)
+
+
+def test_image_size_of_something_else_is_a_value_error() -> None:
+    with pytest.raises(ValueError, match="not an image"):
+        image_size(b"<html>")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from fluxwidget.schema import (
     FluxLoraInput,
     FluxLoraOutput,
     InputError,
+    LoraWeight,
     allowed_values,
     numeric_range,
     validate_input,
@@ -160,3 +162,27 @@ def test_output_keeps_unknown_fields_and_huge_seeds() -> None:
     assert output.model_extra == {"new_field_from_fal": {"x": 1}}
     assert (output.is_nsfw(0), output.is_nsfw(1), output.is_nsfw(5)) == (False, True, False)
     assert output.images[1].width is None
+
+
+def test_lora_paths_are_checked_and_force_is_sent_only_when_set(tmp_path: Path) -> None:
+    local = tmp_path / "style.safetensors"
+    local.write_bytes(b"weights")
+    for good in (
+        "https://example.com/lora.safetensors",
+        "owner/name",
+        "owner/name/sub/file.safetensors",
+        str(local),
+    ):
+        assert LoraWeight(path=good).path == good
+    for bad in ("abc", "abc:1", "ftp://example.com/x", "./missing.safetensors", "owner/ name"):
+        with pytest.raises(InputError) as info:
+            validate_input(prompt="x", loras=[{"path": bad}])
+        (problem,) = info.value.problems
+        assert problem.field == "loras[0].path"
+        assert "an http(s) URL, a Hugging Face repo id (owner/name" in problem.message
+        assert "local file" in problem.message
+    payload = FluxLoraInput(prompt="x", loras=[{"path": "a/b"}, {"path": "a/c", "force": True}])
+    assert payload.to_payload()["loras"] == [
+        {"path": "a/b", "scale": 1.0},
+        {"path": "a/c", "scale": 1.0, "force": True},
+    ]

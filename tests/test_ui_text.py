@@ -13,7 +13,7 @@ from fluxwidget.errors import AuthenticationError, FalError, ValidationFailedErr
 from fluxwidget.schema import FieldProblem, FluxLoraInput, InputError, validate_input
 from fluxwidget.ui import codegen, status
 from fluxwidget.ui.controls import size_options
-from fluxwidget.ui.grid import caption
+from fluxwidget.ui.gallery import caption
 from fluxwidget.ui.keys import banner_html
 
 SECRET = "key-id:very-secret-value"
@@ -99,9 +99,10 @@ def test_size_options_and_caption() -> None:
     assert labels[0] == "square_hd — 1024×1024"
     assert labels[-1] == "Custom…"
     assert len(labels) == 7
-    assert caption(3, 1, 4, 123, (1024, 768), False) == "#3 · 2/4 · seed 123 · 1024×768"
-    flagged = caption(1, 0, 1, None, (512, 512), True)
-    assert flagged.startswith("#1 · random seed · 512×512 · ⚠ NSFW")
+    assert caption(3, 1, 4, 123, (1024, 768)) == "#3 · 2/4 · seed 123 · 1024×768"
+    assert caption(1, 0, 1, None, (512, 512)) == "#1 · random seed · 512×512"
+    big = caption(2, 0, 1, 5361202149059313751, (512, 512))
+    assert "seed 5361202149059313751" in big
 
 
 def test_env_key_and_banner() -> None:
@@ -115,3 +116,6 @@ def test_env_key_and_banner() -> None:
     online = banner_html("fal", "https://x.example/<b>", "fal-ai/flux-lora")
     assert "&lt;b&gt;" in online
     assert "<b>" not in online
+    custom = banner_html("client", "http://127.0.0.1:9", "fal-ai/flux-lora", emulator=True)
+    assert "emulator" in custom
+    assert "placeholders" in custom

@@ -12,7 +12,14 @@ from typing import Any, Literal, TypeVar
 
 import httpx
 
-from ..errors import FalError, GenerationTimeout, ProtocolError, ResponseTooLargeError
+from ..errors import (
+    FalError,
+    FieldProblem,
+    GenerationTimeout,
+    InputError,
+    ProtocolError,
+    ResponseTooLargeError,
+)
 from ..images import decode_data_uri, image_size
 from ..journal import Journal
 from ..schema import FluxImage, FluxLoraInput, FluxLoraOutput, validate_input
@@ -315,8 +322,9 @@ class FluxClient:
     ) -> RequestHandle:
         """A handle for an earlier request, by id (URLs built on the base URL); its events go
         to `journal` (default: the client's)."""
-        if not _SAFE_ID.match(request_id):
-            raise ValueError(f"not a request id: {request_id[:80]!r}")
+        if not isinstance(request_id, str) or not _SAFE_ID.match(request_id):
+            message = "is not a request id (letters, digits, '-', '_' and '.'; fal's are UUIDs)"
+            raise InputError([FieldProblem("request_id", str(request_id)[:80], message)])
         return RequestHandle(
             self,
             request_id,

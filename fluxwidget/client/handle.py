@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Protocol, TypeVar
 
 import httpx
-from pydantic import ValidationError
 
 from ..errors import (
     AuthenticationError,
@@ -34,7 +33,7 @@ from ..errors import (
 )
 from ..journal import Journal
 from ..schema import FluxLoraInput, FluxLoraOutput
-from .responses import read_object
+from .responses import parse_result, read_object
 from .scheduling import StreamSlot, poll_delay
 from .sse import KEEPALIVE
 from .status import Completed, InProgress, Queued, StatusUpdate, parse_status
@@ -161,16 +160,6 @@ def _fingerprint(update: StatusUpdate) -> tuple[Any, ...]:
     if isinstance(update, InProgress):
         return ("running", len(update.logs))
     return ("completed",)
-
-
-def _output_problem(exc: ValidationError) -> str:
-    """What was wrong with a result body, by field and kind only (no values: they may be
-    anything the server chose)."""
-    parts = []
-    for err in exc.errors(include_url=False, include_input=False)[:5]:
-        where = ".".join(str(part) for part in err["loc"]) or "the body"
-        parts.append(f"{where}: {err['type']}")
-    return "the result does not have fal's shape (" + "; ".join(parts) + ")"
 
 
 def is_final_error(error: BaseException) -> bool:
@@ -416,14 +405,10 @@ class RequestHandle:
                 )
             raise error
         try:
-            output = FluxLoraOutput.model_validate(read_object(response, "result"))
+            output = parse_result(read_object(response, "result"))
         except ProtocolError as exc:
             exc.request_id = self.request_id
             raise
-        except ValidationError as exc:
-            raise ProtocolError(
-                "result", _output_problem(exc), request_id=self.request_id
-            ) from None
         units = response.headers.get("x-fal-billable-units")
         try:
             self.billable_units = float(units) if units is not None else None

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
 from ..errors import (
     AuthenticationError,
@@ -26,6 +27,7 @@ from ..errors import (
     ServerError,
     ValidationFailedError,
 )
+from ..schema import FluxLoraOutput
 from .redact import Redactor
 
 __all__ = [
@@ -33,6 +35,7 @@ __all__ = [
     "TRUNCATED",
     "error_from_response",
     "is_user_timeout",
+    "parse_result",
     "parse_retry_after",
     "read_json",
     "read_object",
@@ -81,6 +84,20 @@ def read_json(response: httpx.Response, call: str) -> Any:
         return json.loads(response.content)
     except (ValueError, RecursionError):
         raise ProtocolError(call, "the reply is not valid JSON (cut short, or not JSON)") from None
+
+
+def parse_result(data: Any, call: str = "result") -> FluxLoraOutput:
+    """A result body as `FluxLoraOutput`, or `ProtocolError` saying which fields were wrong (by
+    place and kind only: the values are whatever the server chose)."""
+    try:
+        return FluxLoraOutput.model_validate(data)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors(include_url=False, include_input=False)[:5]:
+            where = ".".join(str(part) for part in err["loc"]) or "the body"
+            parts.append(f"{where}: {err['type']}")
+        problem = "the result does not have fal's shape (" + "; ".join(parts) + ")"
+        raise ProtocolError(call, problem) from None
 
 
 def read_object(response: httpx.Response, call: str) -> dict[str, Any]:

@@ -73,7 +73,7 @@ class Fault:
         if self.body is not None:
             raw = self.body.encode() if isinstance(self.body, str) else self.body
             raw = raw.replace(b"{key}", key.encode())
-            headers = dict(self.headers)
+            headers = self._headers()
             headers.setdefault("content-type", self.content_type)
             return self.wrap(Response(raw, status_code=self.status or 200, headers=headers))
         if self.status is None:
@@ -82,12 +82,16 @@ class Fault:
             phrase = HTTPStatus(self.status).phrase
         except ValueError:
             phrase = "Error"
+        headers = self._headers()
+        detail = f"{phrase} (injected by the emulator)"
+        return JSONResponse({"detail": detail}, status_code=self.status, headers=headers)
+
+    def _headers(self) -> dict[str, str]:
         headers = dict(self.headers)
         if self.retry_after is not None:
             value = self.retry_after
             headers["Retry-After"] = str(int(value)) if float(value).is_integer() else str(value)
-        detail = f"{phrase} (injected by the emulator)"
-        return JSONResponse({"detail": detail}, status_code=self.status, headers=headers)
+        return headers
 
     def wrap(self, response: Response, closing: asyncio.Event | None = None) -> Response:
         """The real reply altered as this fault says (cut, padded, dripped, stalled)."""

@@ -6,8 +6,13 @@ import asyncio
 import atexit
 import contextlib
 import functools
+import json
+import os
 import secrets
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -230,6 +235,7 @@ class Emulator:
                     raise RuntimeError("the emulator did not start")
                 time.sleep(0.005)
             self._wait_accepting()
+            _RUNNING_URLS.add(self.url)
             return self
 
     def _wait_accepting(self) -> None:
@@ -266,6 +272,7 @@ class Emulator:
             thread, server, loop = self._thread, self._server, self._loop
             if thread is None or server is None or loop is None:
                 return
+            _RUNNING_URLS.discard(self.url)
             if thread.is_alive():
 
                 async def begin_close() -> None:
@@ -432,16 +439,122 @@ class Emulator:
         self._on_loop(expire)
 
 
-_shared: Emulator | None = None
+_RUNNING_URLS: set[str] = set()
+
+
+def is_emulator_url(url: str) -> bool:
+    """True when `url` is the address of an emulator started by this process."""
+    return url.rstrip("/") in _RUNNING_URLS
+
+
+class EmulatorProcess:
+    """The emulator in a child process (so rendering placeholders never lags the kernel).
+
+    The child serves until its stdin closes: when this process exits or is killed, the pipe
+    closes and the child stops; `stop()` closes it explicitly. It ignores Ctrl-C and the
+    kernel's "interrupt" (its own session), like the emulator thread it replaces.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._api_key = generate_api_key()
+        self._process: subprocess.Popen[str] | None = None
+        self._url = ""
+
+    @property
+    def url(self) -> str:
+        """The base URL, e.g. ``http://127.0.0.1:54321``."""
+        return self._url
+
+    @property
+    def api_key(self) -> str:
+        """The key clients must send."""
+        return self._api_key
+
+    @property
+    def pid(self) -> int | None:
+        """The child's process id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def running(self) -> bool:
+        """True while the child process runs."""
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> EmulatorProcess:
+        """Start the child and wait until it serves."""
+        if self.running:
+            return self
+        env = {**os.environ, _KEY_ENV: self._api_key, _OPTIONS_ENV: json.dumps(self._options)}
+        process = subprocess.Popen(
+            [sys.executable, "-c", "from fluxwidget.emulator.server import _child; _child()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+            start_new_session=True,
+        )
+        assert process.stdout is not None
+        line = process.stdout.readline().strip()
+        if not line.startswith("http://"):
+            process.kill()
+            process.wait()
+            raise RuntimeError(f"the emulator process did not start (it said {line!r})")
+        self._process, self._url = process, line
+        _RUNNING_URLS.add(line)
+        return self
+
+    def stop(self) -> None:
+        """Stop the child: close its stdin, wait a moment, kill it if it lingers."""
+        process, self._process = self._process, None
+        _RUNNING_URLS.discard(self._url)
+        if process is None:
+            return
+        with contextlib.suppress(OSError):
+            if process.stdin is not None:
+                process.stdin.close()
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"EmulatorProcess(url={self._url!r}, pid={self.pid}, {state})"
+
+
+_KEY_ENV = "FLUXWIDGET_EMULATOR_KEY"
+_OPTIONS_ENV = "FLUXWIDGET_EMULATOR_OPTIONS"
+
+
+def _child() -> None:
+    """The child of EmulatorProcess: serve, print the URL, stop when stdin closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    options = json.loads(os.environ.pop(_OPTIONS_ENV, "{}") or "{}")
+    emulator = Emulator(api_key=os.environ.pop(_KEY_ENV), **options).start()
+    print(emulator.url, flush=True)
+    try:
+        sys.stdin.read()  # returns at EOF: the parent closed the pipe or died
+    finally:
+        emulator.stop()
+
+
+_shared: EmulatorProcess | None = None
 _shared_lock = threading.Lock()
 
 
-def shared_emulator() -> Emulator:
-    """The process-wide emulator, started on first use and stopped at interpreter exit."""
+def shared_emulator() -> EmulatorProcess:
+    """The process-wide emulator (in a child process), started on first use.
+
+    It stops when this process exits, however it exits (the child watches a pipe).
+    """
     global _shared
     with _shared_lock:
         if _shared is None:
-            _shared = Emulator()
+            _shared = EmulatorProcess()
             atexit.register(_shared.stop)
         if not _shared.running:
             _shared.start()

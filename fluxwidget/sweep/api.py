@@ -203,6 +203,8 @@ class SweepRun:
             self.error = error
             if not isinstance(error, CostNotConfirmed):
                 self._say(f"Failed: {type(error).__name__}: {error}")
+                return
+        self._say(self.status)  # listeners see the task ended (buttons, final grid state)
 
     async def _export_files(self) -> None:
         try:

@@ -1,38 +1,55 @@
-"""The history of runs in one panel: parameters, small thumbnails, and Restore."""
+"""The history of runs: one line each (parameters, seed, time) with Restore, newest first.
+
+One widget model for the whole list, paginated in the browser. Thumbnails of this session's
+runs live in the result gallery (stored once); an entry carries one only when the gallery does
+not show its run (e.g. a run read back from the runs folder after a kernel restart).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
-import ipywidgets as widgets
+import traitlets
 
 from ..schema import FluxLoraInput, ImageSize
-from ._widgets import close_tree, esc
+from ._thumbs import ThumbnailWidget, static_text
 from .records import RunRecord
 
-__all__ = ["HistoryView", "restore_values", "summary"]
-
-MAX_ENTRIES = 50
+__all__ = ["HistoryList", "HistoryView", "restore_values", "summary"]
 
 
 def summary(record: RunRecord) -> str:
     """One line per run: number, prompt, size, steps, guidance, seed, LoRAs, time."""
-    params = record.params
+    return input_summary(
+        record.params, record.seed, len(record.images), f"#{record.number}", record.elapsed
+    )
+
+
+def input_summary(
+    params: FluxLoraInput,
+    seed: int | None,
+    count: int,
+    title: str,
+    elapsed: float | None = None,
+) -> str:
+    """``#3 · 'a fox' · landscape_4_3 · 28 steps · guidance 3.5 · seed 42 · 2 images · 6.1 s``."""
     prompt = params.prompt if len(params.prompt) <= 60 else params.prompt[:59] + "…"
     size = params.image_size
     size_text = f"{size.width}×{size.height}" if isinstance(size, ImageSize) else size
     parts = [
-        f"#{record.number}",
+        title,
         repr(prompt),
         str(size_text),
         f"{params.num_inference_steps} steps",
         f"guidance {params.guidance_scale:g}",
-        "random seed" if record.seed is None else f"seed {record.seed}",
+        "random seed" if seed is None else f"seed {seed}",
     ]
     if params.loras:
         parts.append(", ".join(f"{lora.path} ×{lora.scale:g}" for lora in params.loras))
-    parts.append(f"{len(record.images)} image" + ("" if len(record.images) == 1 else "s"))
-    parts.append(f"{record.elapsed:.1f} s")
+    parts.append(f"{count} image" + ("" if count == 1 else "s"))
+    if elapsed is not None:
+        parts.append(f"{elapsed:.1f} s")
     return " · ".join(parts)
 
 
@@ -43,37 +60,57 @@ def restore_values(record: RunRecord) -> FluxLoraInput:
     return record.params.model_copy(update={"seed": record.seed})
 
 
+class HistoryList(ThumbnailWidget):
+    """Runs as one-line entries with Restore, newest first, paginated, in one model."""
+
+    _esm = static_text("thumbs.js") + static_text("history.js")
+    _css = static_text("thumbs.css") + static_text("history.css")
+    page_size = traitlets.Int(20).tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._restore: Callable[[str], None] | None = None
+        self._on("restore", self._restore_asked)
+
+    def add(self, entry_id: str, text: str, thumbnail: bytes | None = None) -> None:
+        """Add an entry (shown first: the browser lists entries newest first)."""
+        self._add_entry({"id": entry_id, "text": text}, thumbnail)
+
+    def on_restore(self, callback: Callable[[str], None]) -> None:
+        """`callback(entry_id)` when Restore is clicked."""
+        self._restore = callback
+
+    def _restore_asked(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        entry_id = str(content.get("id", ""))
+        if self._restore is not None and self.has_entry(entry_id):
+            self._restore(entry_id)
+
+
 class HistoryView:
-    """Newest first; each entry restores its parameters into the form with one click."""
+    """The panel's history: records by id, newest first; Restore puts one into the form."""
 
     def __init__(self, on_restore: Callable[[RunRecord], None]) -> None:
         self.records: list[RunRecord] = []
-        self._rows: list[widgets.HBox] = []
+        self._by_id: dict[str, RunRecord] = {}
         self._on_restore = on_restore
-        self.box = widgets.VBox()
+        self.list = HistoryList()
+        self.list.on_restore(self.restore)
+        self.box = self.list
 
-    def add(self, record: RunRecord) -> widgets.Button:
-        """Add a run; returns its Restore button."""
-        restore = widgets.Button(
-            description="Restore", icon="undo", tooltip="Put this run's parameters into the form"
-        )
-        restore.on_click(lambda _button: self._on_restore(record))
-        thumbs = [
-            widgets.Image(value=image.thumbnail, format="jpeg", width=48)
-            for image in record.images[:4]
-        ]
-        text = widgets.HTML(f'<span style="font-size:90%">{esc(summary(record))}</span>')
-        row = widgets.HBox([restore, *thumbs, text])
+    def add(self, record: RunRecord, thumbnail: bytes | None = None) -> str:
+        """Add a run; returns its entry id."""
+        entry_id = f"run-{record.number}-{record.request_id}"
         self.records.insert(0, record)
-        self._rows.insert(0, row)
-        while len(self._rows) > MAX_ENTRIES:
-            self.records.pop()
-            close_tree(self._rows.pop())
-        self.box.children = tuple(self._rows)
-        return restore
+        self._by_id[entry_id] = record
+        self.list.add(entry_id, summary(record), thumbnail)
+        return entry_id
+
+    def restore(self, entry_id: str) -> None:
+        """Put the run's parameters into the form (what the Restore button does)."""
+        record = self._by_id.get(entry_id)
+        if record is not None:
+            self._on_restore(record)
 
     def close(self) -> None:
-        """Close every widget of the history."""
-        for row in self._rows:
-            close_tree(row)
-        close_tree(self.box)
+        """Close the list."""
+        self.list.close()

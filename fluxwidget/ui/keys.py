@@ -12,8 +12,11 @@ from ._widgets import esc
 __all__ = ["KeyBox", "banner_html"]
 
 
-def banner_html(mode: str, base_url: str, endpoint: str) -> str:
-    """The banner: the emulator (placeholder images; how to set a key), fal, or another host."""
+def banner_html(mode: str, base_url: str, endpoint: str, *, emulator: bool = False) -> str:
+    """The banner: the emulator (placeholder images; how to set a key), fal, or another host.
+
+    `emulator` marks a given client that points at an emulator (its images are placeholders).
+    """
     if mode == "emulator":
         return (
             '<div style="background:#fff4ce;border:1px solid #e0c060;padding:6px 10px;'
@@ -24,6 +27,13 @@ def banner_html(mode: str, base_url: str, endpoint: str) -> str:
             "<code>FluxPanel(api_key=…)</code>, or paste a key below.</div>"
         )
     where = "fal" if mode == "fal" else "a custom client"
+    if emulator:
+        return (
+            '<div style="background:#fff4ce;border:1px solid #e0c060;padding:6px 10px;'
+            f'border-radius:4px">Running on {where} that points at an <b>emulator</b> '
+            f"(<code>{esc(base_url)}</code>): images are placeholders, nothing is sent to fal "
+            "and nothing costs.</div>"
+        )
     return (
         '<div style="background:#e6f4ea;border:1px solid #8bc59b;padding:6px 10px;'
         f'border-radius:4px">Running on {where}: <code>{esc(endpoint)}</code> at '

@@ -4,27 +4,34 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
 
+from ..runs import Run, default_runs_root
 from ..schema import FieldProblem, FluxLoraInput, FluxLoraOutput, InputError, validate_input
 from ._types import ClientLike
-from ._widgets import close_tree, error_html, muted
+from ._widgets import close_tree, error_html, esc, lighten, muted, shared_layout
 from .code_view import CodeView
 from .codegen import Target
-from .controls import ParameterForm
-from .grid import ResultGrid
+from .controls import FORM_WIDTH, ParameterForm
+from .gallery import GalleryImage, ImageGallery
 from .history import HistoryView, restore_values
+from .history import summary as summary_line
 from .jobs import Job
 from .keys import KeyBox, banner_html
 from .records import RunRecord
 from .status import error_text
+from .sweep_form import SweepForm
+from .sweep_view import register_opener
 from .tasks import TaskSet
 
 __all__ = ["FluxPanel"]
 
-MAX_JOB_ROWS = 8
+MAX_JOB_ROWS = 4
+"""Job rows shown above the results (finished ones beyond this are dropped, newest kept)."""
+TAB_TITLES = ("Generate", "Sweep", "History")
 
 
 def _fields(model: FluxLoraInput) -> dict[str, Any]:
@@ -39,13 +46,23 @@ class FluxPanel:
     choose explicitly. Display it as the last expression of a cell (or ``panel.widget``).
     """
 
-    def __init__(self, client: ClientLike | None = None, *, api_key: str | None = None) -> None:
+    def __init__(
+        self,
+        client: ClientLike | None = None,
+        *,
+        api_key: str | None = None,
+        runs: str | Path | None = None,
+    ) -> None:
+        """`runs` is the folder of run folders (default ``./fluxwidget-runs`` or
+        ``$FLUXWIDGET_RUNS``): each panel keeps its images in a run folder there."""
         if client is not None and api_key is not None:
             raise TypeError("give either client= or api_key=, not both")
         self._client, self._mode = _choose_client(client, api_key)
+        self._runs_root = Path(runs) if runs is not None else default_runs_root()
         self._tasks = TaskSet(self._report, thread_cleanup=self._close_client_connections)
         self._jobs: list[Job] = []
         self._runs: list[RunRecord] = []
+        self._records_by_run: dict[str, RunRecord] = {}
         self._count = 0
 
         self.banner = widgets.HTML()
@@ -56,30 +73,62 @@ class FluxPanel:
             icon="play",
             button_style="primary",
             tooltip="Submit a job with these parameters (several may run at once)",
+            layout=shared_layout(width="120px"),
         )
         self.form_message = widgets.HTML()
         self.code = CodeView()
-        self.jobs_box = widgets.VBox()
-        self.grid = ResultGrid()
+        self.jobs_box = widgets.VBox(layout=shared_layout(width="100%"))
+        self.gallery = ImageGallery()
+        self.gallery.on_full(self._full_image)
+        self.gallery.on_restore(self._restore_run)
+        self._shown: dict[str, tuple[RunRecord, int]] = {}
         self.history = HistoryView(self.restore)
-        self.history_view = widgets.Accordion(children=[self.history.box], titles=("History",))
-        self.history_view.selected_index = None
-        actions = widgets.HBox([self.generate_button, self.code.toggle, self.form_message])
-        self.widget = widgets.VBox(
+        self.sweep_tab = widgets.VBox()
+        """The Sweep section: an empty container the sweep form and grid are put into."""
+        self.open_folder_button = widgets.Button(
+            description="Open folder",
+            icon="folder-open",
+            tooltip="Where this panel's images are saved",
+            layout=shared_layout(width="120px"),
+        )
+        self.open_folder_button.on_click(lambda _button: self._open_folder())
+        self.folder_message = widgets.HTML()
+        actions = widgets.HBox(
+            [self.generate_button, self.code.toggle, self.form_message],
+            layout=shared_layout(align_items="center", flex_flow="row wrap"),
+        )
+        left = widgets.VBox(
+            [self.form.widget, actions, self.code.box],
+            layout=widgets.Layout(flex="0 1 auto", width=f"calc({FORM_WIDTH} + 150px)"),
+        )
+        right = widgets.VBox(
+            [self.jobs_box, self.gallery],
+            layout=widgets.Layout(flex="1 1 360px", min_width="320px", margin="0 0 0 8px"),
+        )
+        self.generate_page = widgets.HBox(
+            [left, right], layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start")
+        )
+        history_page = widgets.VBox(
             [
-                self.banner,
-                self.keys.box,
-                self.form.widget,
-                actions,
-                self.code.box,
-                self.jobs_box,
-                self.grid.box,
-                self.history_view,
+                widgets.HBox([self.open_folder_button, self.folder_message]),
+                self.history.box,
             ]
         )
+        self.tabs = widgets.Tab(
+            children=[self.generate_page, self.sweep_tab, history_page], titles=TAB_TITLES
+        )
+        self.widget = widgets.VBox([self.banner, self.keys.box, self.tabs])
+        lighten(self.widget)
 
         self.generate_button.on_click(lambda _button: self._generate_clicked())
         self.form.reuse_seed.on_click(lambda _button: self.reuse_last_seed())
+        self.runs_folder: Run | None = None
+        """This panel's run folder (made at its first job): every image, the manifest."""
+        self.closed = False
+        self.sweep_form: SweepForm | None = None
+        """The Sweep tab's form, built when the tab is first opened (a light empty panel)."""
+        self.tabs.observe(self._tab_selected, "selected_index")
+        register_opener(self)
         self.form.on_change(self._form_changed)
         self.code.toggle.observe(lambda _change: self._refresh_code(), "value")
         self._show_banner()
@@ -185,10 +234,29 @@ class FluxPanel:
         """Put a run's parameters (with the seed it used) back into the controls."""
         self.form.apply(_fields(restore_values(run)))
 
+    def restore_input(self, payload: Mapping[str, Any]) -> None:
+        """Put a full input (e.g. a sweep cell's, with its seed) into the controls and show the
+        Generate tab ("Open in panel")."""
+        checked = validate_input(dict(payload))
+        self.form.apply(_fields(checked))
+        self.tabs.selected_index = 0
+
+    def _tab_selected(self, change: dict[str, Any]) -> None:
+        if change["new"] != 1:
+            return
+        if self.sweep_form is None:
+            self.sweep_form = SweepForm(
+                lambda: self.params, lambda: self._client, opener=self.restore_input
+            )
+            self.sweep_tab.children = (self.sweep_form.widget,)
+        else:
+            self.sweep_form.refresh()  # the form's fields may have changed (LoRAs added)
+
     def close(self) -> None:
         """Cancel waiting tasks and close every widget of the panel."""
+        self.closed = True
         self._tasks.cancel_all()
-        for part in (self.form, self.code, self.grid, self.history):
+        for part in (self.form, self.code, self.gallery, self.history):
             part.close()
         for job in self._jobs:
             job.row.close()
@@ -213,11 +281,17 @@ class FluxPanel:
 
     def _start(self, params: FluxLoraInput) -> Job:
         self._count += 1
-        job = Job(self._count, self._client, params)
+        if self.runs_folder is None:
+            self.runs_folder = Run.create(self._runs_root, kind="panel")
+        job = Job(self._count, self._client, params, run_folder=self.runs_folder)
+        lighten(job.row.box)
         self._jobs.append(job)
         shown = [job.row.box, *self.jobs_box.children]
         while len(shown) > MAX_JOB_ROWS:
-            old = next((j for j in self._jobs if j.finished and j.row.box in shown), None)
+            old = next(
+                (j for j in reversed(self._jobs) if j.row.finished and j.row.box in shown[1:]),
+                None,
+            )
             if old is None:
                 break
             shown.remove(old.row.box)
@@ -227,11 +301,62 @@ class FluxPanel:
 
     async def _run(self, job: Job) -> RunRecord:
         record = await job.run()
+        self._add_record(record)
+        return record
+
+    def _add_record(self, record: RunRecord) -> None:
+        """Show a finished run: its thumbnails in the gallery, a line in the history."""
         self._runs.append(record)
-        self.grid.add_run(record)
+        run_id = f"run-{record.number}-{record.request_id}"
+        images = [
+            GalleryImage(image.thumbnail, image.width, image.height, image.nsfw, path="memory")
+            for image in record.images
+        ]
+        ids = self.gallery.add_run(
+            run_id,
+            str(record.number),
+            images,
+            seed=record.seed,
+            summary=summary_line(record),
+            restore=True,
+        )
+        for index, entry_id in enumerate(ids):
+            self._shown[entry_id] = (record, index)
+        self._records_by_run[run_id] = record
         self.history.add(record)
         self.form.reuse_seed.disabled = record.seed is None
-        return record
+
+    def _full_image(self, entry_id: str) -> bytes | None:
+        """The full image of a gallery entry (kept by the run record, or read from its file)."""
+        found = self._shown.get(entry_id)
+        if found is None:
+            return None
+        record, index = found
+        image = record.images[index]
+        path = getattr(image, "path", None)
+        if path:
+            from pathlib import Path
+
+            return Path(path).read_bytes()
+        return image.data or None
+
+    def _restore_run(self, run_id: str) -> None:
+        record = self._records_by_run.get(run_id)
+        if record is not None:
+            self.restore(record)
+
+    def _open_folder(self) -> None:
+        """Say where the images are (the runs folder), as a file:// link."""
+        folder = self.runs_folder
+        if folder is None:
+            self.folder_message.value = muted(
+                f"Nothing generated yet: images will be saved under {self._runs_root}."
+            )
+            return
+        path = folder.path.resolve()
+        self.folder_message.value = (
+            f'<a href="{esc(path.as_uri())}" target="_blank">{esc(str(path))}</a>'
+        )
 
     async def _close_client_connections(self) -> None:
         """Close the client's connections on the current loop (a job thread's, ending)."""
@@ -262,12 +387,23 @@ class FluxPanel:
             )
         self._refresh_code()
 
+    def _on_emulator(self) -> bool:
+        from ..emulator import is_emulator_url
+
+        return self._mode == "emulator" or is_emulator_url(self._client.config.base_url)
+
     def _target(self) -> Target:
+        """Where Show code sends requests: fal itself, even when the panel runs on an emulator."""
         config = self._client.config
-        note = None
-        if self._mode == "emulator":
-            note = "This panel runs on the local emulator; leave base_url out to use fal."
-        return Target(config.base_url, config.auth_scheme, config.endpoint, note)
+        if self._on_emulator():
+            from ..client.config import DEFAULT_BASE_URL
+
+            note = (
+                "The panel runs on the offline emulator; this code calls fal "
+                "(set FAL_KEY in the environment first)."
+            )
+            return Target(DEFAULT_BASE_URL, "Key", config.endpoint, note)
+        return Target(config.base_url, config.auth_scheme, config.endpoint, None)
 
     def _refresh_code(self) -> None:
         if not self.code.visible:
@@ -280,7 +416,9 @@ class FluxPanel:
 
     def _show_banner(self) -> None:
         config = self._client.config
-        self.banner.value = banner_html(self._mode, config.base_url, config.endpoint)
+        self.banner.value = banner_html(
+            self._mode, config.base_url, config.endpoint, emulator=self._on_emulator()
+        )
 
 
 def _choose_client(client: ClientLike | None, api_key: str | None) -> tuple[ClientLike, str]:

@@ -1,0 +1,149 @@
+"""The base of the image components: one anywidget model holding thumbnails as binary buffers.
+
+ipywidgets re-sends a whole trait on every change, so appending one image to a list trait would
+re-send every earlier image. Here each new entry travels ONCE, as a custom message with its
+thumbnail as a buffer; the browser adds it to its own copy of the model's state. The Python
+traits (``entries``: JSON metadata, ``thumbs``: the JPEG bytes) are written under ipywidgets'
+property lock, so they hold the full state for saved notebooks and page reloads without being
+sent again over the comm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+__all__ = ["ThumbnailWidget", "static_text"]
+
+DEBOUNCE_SECONDS = 0.5
+"""State-only changes (a cell's "running 3/28") are written back at most this often."""
+
+_STATIC = Path(__file__).with_name("static")
+
+
+def static_text(name: str) -> str:
+    """The text of a file in ``fluxwidget/ui/static`` (the components' JavaScript and CSS)."""
+    return (_STATIC / name).read_text(encoding="utf-8")
+
+
+class ThumbnailWidget(anywidget.AnyWidget):
+    """Entries (JSON dicts with string values) and thumbnails, sent once each.
+
+    Every entry has an ``id`` and a ``thumb`` (index into ``thumbs``, or ``-1``). Messages the
+    browser sends (``{"kind": ..., ...}``) go to the handler registered for their kind.
+    """
+
+    entries = traitlets.List(traitlets.Dict()).tag(sync=True)
+    thumbs = traitlets.List(traitlets.Bytes()).tag(sync=True)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._entries: list[dict[str, Any]] = []
+        self._thumbs: list[bytes] = []
+        self._index: dict[str, int] = {}
+        self._handlers: dict[str, Callable[[dict[str, Any], list[bytes]], None]] = {}
+        self._pending: asyncio.TimerHandle | None = None
+        self.on_msg(self._received)
+
+    # --- adding and changing entries --------------------------------------------------------
+
+    def _add_entry(self, entry: Mapping[str, Any], thumbnail: bytes | None = None) -> None:
+        """Append an entry (and its thumbnail): one message to the browser, one buffer."""
+        item = dict(entry)
+        item["thumb"] = -1
+        buffers: list[bytes] = []
+        if thumbnail:
+            item["thumb"] = len(self._thumbs)
+            self._thumbs.append(bytes(thumbnail))
+            buffers.append(self._thumbs[-1])
+        self._index[str(item["id"])] = len(self._entries)
+        self._entries.append(item)
+        self.send({"kind": "add", "entry": item}, buffers)
+        self._write_state()
+
+    def _update_entry(
+        self, entry_id: str, changes: Mapping[str, Any], thumbnail: bytes | None = None
+    ) -> None:
+        """Change an entry's fields (and give it a thumbnail); only the changes are sent."""
+        position = self._index[entry_id]
+        item = self._entries[position]
+        patch = dict(changes)
+        buffers: list[bytes] = []
+        if thumbnail:
+            if item.get("thumb", -1) >= 0:
+                self._thumbs[item["thumb"]] = bytes(thumbnail)
+                patch["thumb"] = item["thumb"]
+            else:
+                patch["thumb"] = len(self._thumbs)
+                self._thumbs.append(bytes(thumbnail))
+            buffers.append(self._thumbs[patch["thumb"]])
+        item.update(patch)
+        self.send({"kind": "update", "id": entry_id, "changes": patch}, buffers)
+        if buffers:
+            self._write_state()
+        else:
+            self._write_soon()
+
+    def _clear_entries(self) -> None:
+        self._entries, self._thumbs, self._index = [], [], {}
+        self.send({"kind": "clear"}, [])
+        self._write_state()
+
+    def has_entry(self, entry_id: str) -> bool:
+        """True when an entry with this id is shown."""
+        return entry_id in self._index
+
+    def entry(self, entry_id: str) -> dict[str, Any]:
+        """A copy of one entry's fields."""
+        return dict(self._entries[self._index[entry_id]])
+
+    @property
+    def entry_count(self) -> int:
+        """How many entries the component holds."""
+        return len(self._entries)
+
+    def _write_soon(self) -> None:
+        """Write the state back after a short delay (at once without a running loop)."""
+        if self._pending is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self._write_state()
+            return
+        self._pending = loop.call_later(DEBOUNCE_SECONDS, self._flush_state)
+
+    def _flush_state(self) -> None:
+        """Write any pending state now."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        self._write_state()
+
+    def _write_state(self) -> None:
+        """Put the full state into the traits without sending it (the browser already has it)."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        entries = [dict(item) for item in self._entries]
+        thumbs = list(self._thumbs)
+        with self._lock_property(entries=entries, thumbs=thumbs):
+            self.entries = entries
+            self.thumbs = thumbs
+
+    # --- messages from the browser -----------------------------------------------------------
+
+    def _on(self, kind: str, handler: Callable[[dict[str, Any], list[bytes]], None]) -> None:
+        self._handlers[kind] = handler
+
+    def _received(self, _widget: Any, content: Any, buffers: list[Any]) -> None:
+        if not isinstance(content, dict):
+            return
+        handler = self._handlers.get(str(content.get("kind")))
+        if handler is not None:
+            handler(content, [bytes(b) for b in buffers])

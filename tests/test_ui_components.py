@@ -1,0 +1,167 @@
+"""The image components (ImageGallery, SweepGrid): one model each, thumbnails sent once.
+
+A counting Comm stands in for the kernel's comm (ipywidgets asks `comm.create_comm` for one), so
+the bytes each component sends to the browser are measured, not guessed.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import comm
+import ipywidgets as widgets
+import pytest
+from comm.base_comm import BaseComm
+from ipywidgets.widgets.widget import _instances
+from PIL import Image
+
+from fluxwidget.ui.gallery import GalleryImage, ImageGallery
+from fluxwidget.ui.sweep_grid import SweepGrid
+
+
+class CountingComm(BaseComm):
+    """A comm that keeps every message it would publish (JSON size and buffer sizes)."""
+
+    sent: ClassVar[list[tuple[str, int, int]]] = []
+
+    def publish_msg(
+        self,
+        msg_type: str,
+        data: Any = None,
+        metadata: Any = None,
+        buffers: Any = None,
+        **keys: Any,
+    ) -> None:
+        text = json.dumps(data or {}, default=str)
+        CountingComm.sent.append(
+            (msg_type, len(text), sum(len(memoryview(b).cast("B")) for b in buffers or ()))
+        )
+
+
+@pytest.fixture
+def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int, int]]]:
+    CountingComm.sent = []
+    monkeypatch.setattr(comm, "create_comm", CountingComm)
+    return CountingComm.sent
+
+
+def jpeg(seed: int, size: tuple[int, int] = (192, 144)) -> bytes:
+    """A real JPEG thumbnail with enough detail to weigh like one (about 10 kB)."""
+    rng = random.Random(seed)
+    image = Image.new("RGB", size)
+    image.putdata([(rng.randrange(256), (x * 7) % 256, 90) for x in range(size[0] * size[1])])
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=70)
+    return out.getvalue()
+
+
+def saved_state_bytes(*parts: widgets.Widget) -> int:
+    """Size of the saved widget state (what a notebook stores) of these models."""
+    state = widgets.Widget.get_manager_state(drop_defaults=True, widgets=list(parts))
+    return len(json.dumps(state))
+
+
+def test_sweep_grid_sends_each_thumbnail_once_and_saves_light(
+    counted: list[tuple[str, int, int]],
+) -> None:
+    before = set(_instances)
+    grid = SweepGrid(
+        "guidance_scale",
+        [str(v) for v in range(8)],
+        "loras[0].scale",
+        [f"0.{v}" for v in range(8)],
+        legend={"prompt": "a tiger eye", "seed": "5361202149059313751"},
+    )
+    opened: list[str] = []
+    grid.on_open(opened.append)
+    thumbs = [jpeg(n) for n in range(64)]
+    for n in range(64):
+        cell = f"c{n}"
+        coords = (n % 8, n // 8, 0)
+        grid.set_cell_state(cell, coords, "waiting")
+        grid.set_cell_state(cell, coords, "queued", "queued #3")
+        for step in range(1, 5):
+            grid.set_cell_state(cell, coords, "running", f"running {step}/4")
+        grid.set_cell_state(cell, coords, "done", "done")
+        grid.set_cell_image(cell, thumbs[n], {"seed": "5361202149059313751", "request_id": cell})
+    grid.finish()
+
+    total = sum(json_size + buffer_size for _, json_size, buffer_size in counted)
+    thumbs_total = sum(map(len, thumbs))
+    assert sum(buffer for _, _, buffer in counted) == thumbs_total  # each thumbnail once
+    assert total <= 1.5 * thumbs_total, (total, thumbs_total)
+    print(f"sent {total} bytes for {thumbs_total} bytes of thumbnails")
+
+    # the Python traits hold the full state (saved notebooks, page reloads) without resending
+    assert len(grid.entries) == 64
+    assert len(grid.thumbs) == 64
+    assert grid.entries[5]["info"]["seed"] == "5361202149059313751"
+    assert grid.entries[5]["state"] == "done"
+    assert grid.finished
+    new_models = set(_instances) - before
+    assert len(new_models) <= 10
+    per_cell = saved_state_bytes(grid) / 64
+    assert per_cell <= 25_000, per_cell
+    print(f"saved state per cell: {per_cell:.0f} bytes")
+    assert grid.thumbs[5] == thumbs[5]
+
+    # a click in the browser on "Open in panel" reaches the callback with the cell id
+    grid._received(grid, {"kind": "open", "id": "c7"}, [])
+    grid._received(grid, {"kind": "open", "id": "unknown"}, [])
+    assert opened == ["c7"]
+    grid.close()
+
+
+def test_sweep_grid_checks_states_and_cells() -> None:
+    grid = SweepGrid("x", ["1", "2"])
+    with pytest.raises(ValueError, match="waiting, queued"):
+        grid.set_cell_state("a", (0, 0, 0), "sleeping", "")
+    with pytest.raises(KeyError, match="set its state first"):
+        grid.set_cell_image("b", jpeg(1), {})
+    grid.set_cell_state("a", (1, 0, 0), "error", "422: bad LoRA")
+    assert grid.entry("a")["text"] == "422: bad LoRA"
+    assert grid.axes["x_values"] == ["1", "2"]
+    assert grid.axes["y_values"] == []
+    grid.close()
+
+
+def test_gallery_orders_runs_newest_first_and_sends_once(
+    counted: list[tuple[str, int, int]],
+) -> None:
+    gallery = ImageGallery()
+    first = [GalleryImage(jpeg(n), 1024, 768) for n in range(2)]
+    second = [GalleryImage(jpeg(10 + n), 1024, 768, nsfw=n == 1) for n in range(3)]
+    gallery.add_run("r1", "1", first, seed=5361202149059313751)
+    gallery.add_run("r2", "2", second, seed=None)
+    assert gallery.run_ids == ["r2", "r1"]
+    assert gallery.entry_ids() == ["r2/0", "r2/1", "r2/2", "r1/0", "r1/1"]
+    assert gallery.entry("r1/0")["seed"] == "5361202149059313751"
+    assert "seed 5361202149059313751" in gallery.entry("r1/1")["caption"]
+    assert gallery.entry("r2/1")["nsfw"].startswith("NSFW")
+    assert gallery.entry("r2/0")["nsfw"] == ""
+    thumbs_total = sum(len(i.thumbnail) for i in first + second)
+    assert sum(buffer for _, _, buffer in counted) == thumbs_total
+    assert len(gallery.thumbs) == 5
+    assert gallery.runs == ["r2", "r1"]
+    gallery.close()
+
+
+def test_gallery_sends_the_full_image_on_request(counted: list[tuple[str, int, int]]) -> None:
+    gallery = ImageGallery()
+    full = jpeg(99, (640, 480))
+    gallery.on_full(lambda entry_id: full if entry_id == "r/0" else None)
+    restored: list[str] = []
+    gallery.on_restore(restored.append)
+    gallery.add_run("r", "1", [GalleryImage(jpeg(1), 640, 480, path="/x.jpg")], restore=True)
+    counted.clear()
+    gallery._received(gallery, {"kind": "full", "id": "r/0"}, [])
+    assert counted[-1][2] == len(full)
+    gallery._received(gallery, {"kind": "full", "id": "nope"}, [])
+    assert counted[-1][2] == 0
+    gallery._received(gallery, {"kind": "restore", "run": "r"}, [])
+    assert restored == ["r"]
+    gallery.close()

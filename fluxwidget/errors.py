@@ -98,7 +98,11 @@ class FalError(FluxwidgetError):
 
     `status_code` is the HTTP status (None for transport problems), `detail` fal's `detail`
     field as sent (the key redacted), `request_id` the job concerned when known.
+    `maybe_accepted` is True when a submit may have been accepted (and billed) although no
+    usable reply came: it must not be sent again blindly.
     """
+
+    maybe_accepted: bool = False
 
     def __init__(
         self,

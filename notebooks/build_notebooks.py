@@ -418,12 +418,12 @@ print("done, seed", teapot.seed)
 
 `handle.cancel()` asks fal to cancel: a queued job is removed, a running one is stopped if the
 model allows it. The reply says what happened (`CANCELLATION_REQUESTED` or
-`ALREADY_COMPLETED`); `result()` of a cancelled job raises `fluxwidget.errors.CancelledError`.
+`ALREADY_COMPLETED`); `result()` of a cancelled job raises `fluxwidget.errors.JobCancelledError`.
 """
     ),
     code(
         """
-from fluxwidget.errors import CancelledError, FalError
+from fluxwidget.errors import FalError, JobCancelledError
 
 slow = await client.submit(prompt="a very slow render", num_inference_steps=50)
 updates = slow.updates()
@@ -433,7 +433,7 @@ print("cancel:", await slow.cancel())
 try:
     await slow.result()
     print("it had already finished")
-except CancelledError as error:
+except JobCancelledError as error:
     print("cancelled:", error)
 except FalError as error:  # on fal a cancelled job may also end with an error reply
     print(type(error).__name__, error)

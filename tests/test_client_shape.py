@@ -3,17 +3,25 @@ types, the image URL policy, url_mode="auto" and https, the key never sent with 
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
-from fluxwidget.client import FluxClient, Limits, RetryPolicy
+from fluxwidget.client import Completed, FluxClient, Limits, RetryPolicy, Waiting
+from fluxwidget.client.status import describe
 from fluxwidget.client.urls import check_image_url
 from fluxwidget.emulator.app import EmulatorApp, build_app
 from fluxwidget.emulator.faults import Fault
-from fluxwidget.errors import InputError, ProtocolError, ServerError, UnsafeURLError
+from fluxwidget.errors import (
+    InputError,
+    ProtocolError,
+    RateLimitError,
+    ServerError,
+    UnsafeURLError,
+)
 from fluxwidget.journal import Journal
 
 KEY = "shape-key-id:shape-key-secret-abcdef"
@@ -217,3 +225,33 @@ async def test_cancel_replies_of_every_shape(
         with pytest.raises(outcome):  # type: ignore[call-overload]
             await handle.cancel()
     assert await handle.cancel_quietly() is not None
+
+
+async def test_a_rate_limited_poll_is_a_visible_wait(app: EmulatorApp) -> None:
+    app.faults.add(Fault("status", status=429, retry_after=0.2, times=2))
+    async with FluxClient(
+        KEY,
+        base_url=BASE,
+        transport=httpx.ASGITransport(app=app),
+        journal=False,
+        use_sse=False,
+        poll_interval=0.01,
+    ) as client:
+        handle = await client.submit("x", num_inference_steps=2)
+        started = time.monotonic()
+        updates = [update async for update in handle.updates()]
+    assert time.monotonic() - started >= 0.4
+    assert updates[:2] == [Waiting(handle.request_id, 0.2), Waiting(handle.request_id, 0.2)]
+    assert describe(updates[0]) == "Waiting 0 s — the server asked to slow down"
+    assert isinstance(updates[-1], Completed)
+
+
+async def test_a_poll_told_to_wait_too_long_ends_with_the_servers_value(app: EmulatorApp) -> None:
+    app.faults.add(Fault("status", status=429, retry_after=3600))
+    async with FluxClient(
+        KEY, base_url=BASE, transport=httpx.ASGITransport(app=app), journal=False, use_sse=False
+    ) as client:
+        handle = await client.submit("x", num_inference_steps=2)
+        with pytest.raises(RateLimitError) as info:
+            await handle.wait()
+    assert info.value.retry_after == 3600

@@ -130,6 +130,12 @@ ROWS = [
     Row("status-500-retried", [{"route": "status", "status": 500, "times": 2}], None, options=POLL),
     Row("status-503-retried", [{"route": "status", "status": 503, "times": 2}], None, options=POLL),
     Row(
+        "status-429-waits-visibly",
+        [{"route": "status", "status": 429, "retry_after": 0.05, "times": 2}],
+        None,
+        options=POLL,
+    ),
+    Row(
         "status-dropped-retried",
         [{"route": "status", "drop": True}],
         None,
@@ -165,6 +171,14 @@ ROWS = [
         options=POLL,
         limits={"max_json_bytes": 10_000},
     ),
+    Row(
+        "status-drip-past-call-deadline",
+        [{"route": "status", "drip": 0.05, "times": 10}],
+        TransportError,
+        socket=True,
+        options=POLL,
+        limits={"call_timeout": 0.3},
+    ),
     # --- the status stream: any trouble falls back to polling
     Row("stream-500-polls", [{"route": "stream", "status": 500}], None),
     Row("stream-event-not-object", [{"route": "stream", "body": "data: [1]\n\n"}], None),
@@ -191,6 +205,13 @@ ROWS = [
         limits={"status_check_interval": 0.2},
     ),
     # --- result
+    Row(
+        "result-drip-retried",
+        [{"route": "result", "drip": 0.05}],
+        None,
+        socket=True,
+        limits={"call_timeout": 0.3},
+    ),
     Row("result-502-retried", [{"route": "result", "status": 502, "times": 2}], None),
     Row("result-dropped-retried", [{"route": "result", "drop": True}], None, socket=True),
     Row(
@@ -336,6 +357,8 @@ async def test_fault_matrix(row: Row, request: pytest.FixtureRequest) -> None:
                 await run_job(client)
             assert type(info.value) is row.expect or issubclass(type(info.value), row.expect)
             assert KEY not in str(info.value)
+            if row.id == "submit-unreadable-no-header":
+                assert info.value.maybe_accepted
     finally:
         await client.aclose()
         if row.socket:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -150,9 +150,14 @@ def test_error_replies_always_become_fal_errors(
     assert "secret-7890" not in str(error)
 
 
-def _events(body: bytes, cap: int) -> list[str | None]:
+def _events(body: bytes | list[bytes], cap: int) -> list[str | None]:
+    async def chunks(parts: list[bytes]) -> AsyncIterator[bytes]:
+        for part in parts:
+            yield part
+
     async def read() -> list[str | None]:
-        response = httpx.Response(200, content=body)
+        content = chunks(body) if isinstance(body, list) else body
+        response = httpx.Response(200, content=content)
 
         def map_error(exc: httpx.HTTPError, call: str) -> FalError:
             return TransportError(f"{type(exc).__name__} in {call}")
@@ -191,3 +196,8 @@ def test_sse_streams_yield_events_that_parse_or_raise_protocol_error(body: bytes
 def test_sse_reader_splits_events_and_keepalives() -> None:
     body = b': keep-alive\n\ndata: {"a":\ndata: 1}\n\r\ndata: x\r\n\r\n'
     assert _events(body, cap=100) == [None, '{"a":\n1}', "x"]
+
+
+def test_sse_reader_joins_a_crlf_split_across_chunks() -> None:
+    assert _events([b"data: a\r", b"\ndata: b\r", b"\n\r", b"\n"], cap=100) == ["a\nb"]
+    assert _events([b"data: a\r", b"\r"], cap=100) == ["a"]

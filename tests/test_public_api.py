@@ -39,6 +39,7 @@ CLIENT_NAMES = {
     "RequestHandle",
     "RetryPolicy",
     "StatusUpdate",
+    "Waiting",
     "key_from_environment",
 }
 

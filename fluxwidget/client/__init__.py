@@ -6,7 +6,7 @@ from .core import FluxClient
 from .handle import ClientPort, RequestHandle
 from .limits import Limits
 from .retries import RetryPolicy
-from .status import Completed, InProgress, LogEntry, Queued, StatusUpdate
+from .status import Completed, InProgress, LogEntry, Queued, StatusUpdate, Waiting
 
 __all__ = [
     "ClientConfig",
@@ -20,5 +20,6 @@ __all__ = [
     "RequestHandle",
     "RetryPolicy",
     "StatusUpdate",
+    "Waiting",
     "key_from_environment",
 ]

@@ -297,6 +297,7 @@ class FluxClient:
                 )
                 exc.message = f"unreadable reply to submit: {exc.problem}"
                 exc.args = (exc.message,)
+                exc.maybe_accepted = True
                 raise self.scrub(exc) from None
             log.warning("unreadable submit reply (%s); using x-fal-request-id", exc.problem)
             return header_id, {}

@@ -36,7 +36,15 @@ from ..schema import FluxLoraInput, FluxLoraOutput
 from .responses import parse_result, read_object
 from .scheduling import StreamSlot, poll_delay
 from .sse import KEEPALIVE
-from .status import Completed, InProgress, Queued, StatusUpdate, parse_status
+from .status import (
+    Completed,
+    InProgress,
+    JobStatus,
+    Queued,
+    StatusUpdate,
+    Waiting,
+    parse_status,
+)
 from .transport import Transport
 
 __all__ = ["ClientPort", "RequestHandle", "UpdateCallback", "is_final_error"]
@@ -155,6 +163,8 @@ async def _drain(events: AsyncIterator[str | None]) -> bool:
 
 
 def _fingerprint(update: StatusUpdate) -> tuple[Any, ...]:
+    if isinstance(update, Waiting):
+        return ("waiting", update.seconds)
     if isinstance(update, Queued):
         return ("queued", update.position)
     if isinstance(update, InProgress):
@@ -192,7 +202,7 @@ class RequestHandle:
         self.cancel_url = cancel_url
         self.input = input
         self.completed: Completed | None = None
-        self._last: StatusUpdate | None = None
+        self._last: JobStatus | None = None
         self._warm_stream = False
         """The status stream ended cleanly: its connection waits in the stream pool."""
         self.billable_units: float | None = None
@@ -226,7 +236,7 @@ class RequestHandle:
             "the job was cancelled", status_code=404, request_id=self.request_id
         )
 
-    def _parse(self, data: Any, call: str) -> StatusUpdate:
+    def _parse(self, data: Any, call: str) -> JobStatus:
         try:
             update = parse_status(data, self.request_id, call)
         except ProtocolError as exc:
@@ -236,10 +246,18 @@ class RequestHandle:
             self.completed = update
         return update
 
-    async def status(self, *, logs: bool = True) -> StatusUpdate:
-        """The current status (one GET; a 5xx or a dropped connection is retried)."""
+    async def status(self, *, logs: bool = True) -> JobStatus:
+        """The current status (one GET; a 5xx, a 429 or a dropped connection is retried)."""
+        return await self._status(logs, rate_limits=True)
+
+    async def _status(self, logs: bool, *, rate_limits: bool) -> JobStatus:
         response = await self._client.http.request(
-            "status", "GET", self.status_url, params={"logs": "1" if logs else "0"}, any_5xx=True
+            "status",
+            "GET",
+            self.status_url,
+            params={"logs": "1" if logs else "0"},
+            any_5xx=True,
+            rate_limits=rate_limits,
         )
         if response.status_code == 404 and self._cancel_requested:
             raise self._cancelled()
@@ -252,7 +270,7 @@ class RequestHandle:
             raise
         return self._parse(body, "status")
 
-    def _observe(self, update: StatusUpdate, slot: StreamSlot | None = None) -> None:
+    def _observe(self, update: JobStatus, slot: StreamSlot | None = None) -> None:
         """Remember where the job stands (stream priority, polling by queue position)."""
         self._last = update
         pace = self._client.http.queue_pace
@@ -327,13 +345,15 @@ class RequestHandle:
         that had to poll asks again at each poll), and polls otherwise, or for good once the
         stream has failed for this request: a running job every `poll_interval` seconds, backing
         off to `max_poll_interval` while nothing changes; a queued job by its queue position
-        (see `scheduling.poll_delay`).
+        (see `scheduling.poll_delay`). When a poll is rate limited, a `Waiting` update says how
+        long the client waits (``Retry-After``) before asking again.
         """
         if self.completed is not None:
             yield self.completed
             return
         client = self._client
         seen: tuple[Any, ...] | None = None
+        limited = 0
         stream_ok = client.use_sse
         interval = client.poll_interval
         try:
@@ -352,7 +372,16 @@ class RequestHandle:
                         stream_ok = False
                     finally:
                         slot.release()
-                update = await self.status(logs=logs)
+                try:
+                    update = await self._status(logs, rate_limits=False)
+                except RateLimitError as exc:
+                    limited += 1
+                    wait = self._rate_limit_wait(exc, limited, interval)
+                    yield Waiting(self.request_id, wait)
+                    seen = None  # the job's state is shown again after the wait
+                    await asyncio.sleep(wait)
+                    continue
+                limited = 0
                 self._observe(update)
                 if _fingerprint(update) != seen:
                     seen = _fingerprint(update)
@@ -373,6 +402,15 @@ class RequestHandle:
                 )
         finally:
             client.http.queue_pace.forget(self.request_id)
+
+    def _rate_limit_wait(self, exc: RateLimitError, times: int, interval: float) -> float:
+        """How long to wait after a 429 while polling; re-raises it when the server asks for
+        more than `RetryPolicy.max_retry_after` or the attempts ran out."""
+        policy = self._client.http.retry
+        wait = exc.retry_after if exc.retry_after is not None else interval * 2**times
+        if wait > policy.max_retry_after or times >= policy.max_attempts:
+            raise exc
+        return wait
 
     async def wait(self, on_update: UpdateCallback | None = None) -> Completed:
         """Wait for completion, calling `on_update` (sync or async) with each update."""

@@ -26,6 +26,9 @@ class Limits:
     """One downloaded image."""
     max_image_pixels: int = MAX_SIDE * MAX_SIDE
     """width × height of one downloaded image, read from its header (the schema's maximum)."""
+    call_timeout: float = 120.0
+    """Overall deadline of one attempt of a queue call (submit, status, result, cancel), however
+    slowly its reply trickles in; an attempt past it counts as a read timeout."""
     max_redirects: int = 5
     """Redirects followed by an image download, each hop checked by the URL policy."""
     download_timeout: float = 300.0

@@ -65,8 +65,12 @@ def should_retry_response(
     submit: bool,
     policy: RetryPolicy | None = None,
     any_5xx: bool = False,
+    rate_limits: bool = True,
 ) -> bool:
-    """Whether an error reply is worth another attempt under the rules above."""
+    """Whether an error reply is worth another attempt under the rules above; `rate_limits`
+    False leaves a 429 to the caller (which shows the wait)."""
+    if not rate_limits and response.status_code == 429:
+        return False
     retry_after = parse_retry_after(response.headers.get("retry-after"))
     limit = (policy or RetryPolicy()).max_retry_after
     if retry_after is not None and retry_after > limit:

@@ -39,16 +39,20 @@ class SSEReader:
         buffer = b""
         try:
             async for chunk in self.response.aiter_bytes():
-                buffer += chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-                *lines, buffer = buffer.split(b"\n")
+                buffer += chunk
+                held = b"\r" if buffer.endswith(b"\r") else b""  # maybe half of a \r\n
+                if held:
+                    buffer = buffer[:-1]
+                *lines, buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+                buffer += held
                 for line in lines:
                     yield line
                 if len(buffer) > self._cap:
                     raise self._too_large()
         except httpx.HTTPError as exc:
             raise self._map_error(exc, "status stream") from None
-        if buffer:
-            yield buffer
+        if buffer.endswith(b"\r"):  # the held \r ended a line after all
+            yield buffer[:-1]
 
     async def events(self) -> AsyncIterator[str | None]:
         """Each event's data (text), or `KEEPALIVE` for a comment line."""

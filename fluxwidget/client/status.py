@@ -1,4 +1,5 @@
-"""Typed status updates of a queued request: queued, in progress, completed.
+"""Typed status updates of a queued request: queued, in progress, completed (and waiting, when
+the server asks the client to slow down).
 
 There is no FAILED state in fal's protocol: a failed job reports COMPLETED and its error comes
 from the result call.
@@ -16,9 +17,11 @@ from ..errors import ProtocolError
 __all__ = [
     "Completed",
     "InProgress",
+    "JobStatus",
     "LogEntry",
     "Queued",
     "StatusUpdate",
+    "Waiting",
     "describe",
     "parse_status",
     "queued_text",
@@ -127,7 +130,19 @@ class Completed:
     error_type: str | None = None
 
 
-StatusUpdate = Queued | InProgress | Completed
+@dataclass(frozen=True)
+class Waiting:
+    """The server asked the client to wait (429 with ``Retry-After``) before asking again;
+    the next status call comes after `seconds`. Not a state of the job."""
+
+    request_id: str
+    seconds: float
+    status_code: int = 429
+
+
+JobStatus = Queued | InProgress | Completed
+"""What the status call reports: a state of the job."""
+StatusUpdate = JobStatus | Waiting
 
 
 _STATUSES = ("IN_QUEUE", "IN_PROGRESS", "COMPLETED")
@@ -152,7 +167,7 @@ def _optional_text(data: dict[str, Any], key: str) -> str | None:
     return None if value is None else value if isinstance(value, str) else str(value)
 
 
-def parse_status(data: Any, request_id: str = "", call: str = "status") -> StatusUpdate:
+def parse_status(data: Any, request_id: str = "", call: str = "status") -> JobStatus:
     """Turn a status JSON body (or one SSE event) into a typed update; anything else than the
     protocol's shape raises `ProtocolError` naming `call` and what was wrong."""
     if not isinstance(data, dict):
@@ -211,6 +226,8 @@ def describe(update: StatusUpdate, elapsed: float | None = None) -> str:
         return queued_text(update.position)
     if isinstance(update, InProgress):
         return running_text(elapsed, update.step)
+    if isinstance(update, Waiting):
+        return f"Waiting {update.seconds:.0f} s — the server asked to slow down"
     text = "Completed"
     if update.inference_time is not None:
         text += f" (inference {update.inference_time:.1f} s)"

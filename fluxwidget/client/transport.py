@@ -184,6 +184,18 @@ class Transport:
             extensions=extensions,
         )
 
+    async def _send_within(self, http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+        """`_send` bounded by `Limits.call_timeout` (a reply that trickles in byte by byte
+        would otherwise keep each read just under the read timeout)."""
+        try:
+            return await asyncio.wait_for(
+                self._send(http, request, self.limits.max_json_bytes), self.limits.call_timeout
+            )
+        except asyncio.TimeoutError:
+            raise httpx.ReadTimeout(
+                f"no complete reply within {self.limits.call_timeout:g} s", request=request
+            ) from None
+
     async def request(
         self,
         call: str,
@@ -195,6 +207,7 @@ class Transport:
         headers: dict[str, str] | None = None,
         submit: bool = False,
         any_5xx: bool = False,
+        rate_limits: bool = True,
         auth: bool = True,
         after_stream: bool = False,
     ) -> httpx.Response:
@@ -202,8 +215,8 @@ class Transport:
         up to its cap; raise a fluxwidget `TransportError` when the network failed for good.
 
         `call` names the call in errors; `any_5xx` retries every 5xx (read-only calls);
-        `after_stream` sends it on the streams' pool, where the job's drained stream left a warm
-        connection.
+        `rate_limits=False` returns a 429 at once (the caller waits visibly); `after_stream`
+        sends it on the streams' pool, where the job's drained stream left a warm connection.
         """
         state = self._state()
         http = state.stream_http if after_stream else state.http
@@ -214,10 +227,14 @@ class Transport:
             async for attempt in retrying(self.retry, submit=submit):
                 with attempt:
                     async with state.calls:
-                        response = await self._send(http, request, self.limits.max_json_bytes)
+                        response = await self._send_within(http, request)
                     log.debug("%s %s -> %d", method, url, response.status_code)
                     if response.is_error and should_retry_response(
-                        response, submit=submit, policy=self.retry, any_5xx=any_5xx
+                        response,
+                        submit=submit,
+                        policy=self.retry,
+                        any_5xx=any_5xx,
+                        rate_limits=rate_limits,
                     ):
                         raise RetryableResponse(response)
                     return response

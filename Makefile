@@ -12,13 +12,14 @@ PYTEST_ARGS ?= --durations=15
 JUPYTER_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint typecheck pytest browser notebooks bench bench-short clean
+.PHONY: help demo test lint typecheck pytest browser notebooks screenshots bench bench-short clean
 
 help:
 	@echo "make demo   open the quickstart notebook in JupyterLab (emulator when FAL_KEY is unset)"
 	@echo "make test   ruff check, ruff format --check, mypy and pytest (browser tests included)"
 	@echo "make lint | typecheck | pytest | browser | notebooks   parts of make test"
 	@echo "make bench  every benchmark, full settings (~15 min); make bench-short: smoke test"
+	@echo "make screenshots   refresh docs/screenshot-panel.png from a real JupyterLab"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +33,14 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(PIP_INSTALL) -e ".[test,browser,bench]"
 	@touch $@
 
+# JupyterLab refuses to start as root (containers, many cloud notebooks) without --allow-root.
+ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
+
 demo: $(VENV)/.installed-demo
 	@if [ -z "$$FAL_KEY$$FAL_KEY_ID" ]; then \
 		echo "No FAL_KEY set: the panel runs on the built-in emulator (placeholder images)."; fi
-	$(BIN)/python -m jupyter lab notebooks/quickstart.ipynb $(JUPYTER_ARGS)
+	@$(BIN)/python binder/enable_widget_state.py
+	$(BIN)/python -m jupyter lab notebooks/quickstart.ipynb $(ALLOW_ROOT) $(JUPYTER_ARGS)
 
 test: lint typecheck pytest
 
@@ -51,6 +56,10 @@ pytest: $(VENV)/.installed-test
 
 browser: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m browser $(PYTEST_ARGS)
+
+screenshots: $(VENV)/.installed-test
+	FLUXWIDGET_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -m browser \
+		"tests/browser/test_panel_browser.py::test_quickstart_generates_in_browser[lab]"
 
 notebooks: $(VENV)/.installed-test
 	$(BIN)/python -m pytest tests/test_notebooks.py tests/test_binder.py $(PYTEST_ARGS)

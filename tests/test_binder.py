@@ -9,6 +9,7 @@ run takes well under a minute.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -119,7 +120,6 @@ def test_binder_files() -> None:
         assert "set -e" in post_build.read_text()
 
 
-@pytest.mark.timeout(INSTALL_TIMEOUT + 60)
 def _name(requirement: str) -> str:
     """The normalised project name of a requirement line (PEP 503)."""
     match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement.strip())
@@ -141,6 +141,7 @@ def test_every_runtime_dependency_is_pinned_for_binder() -> None:
     assert not wanted - pinned, f"pin these in binder/requirements.txt: {sorted(wanted - pinned)}"
 
 
+@pytest.mark.timeout(INSTALL_TIMEOUT + 60)  # the first user of binder_python builds it
 def test_binder_environment_has_the_package(binder_python: str) -> None:
     probe = subprocess.run(
         [
@@ -164,3 +165,22 @@ def test_notebook_runs_in_binder_environment(
 ) -> None:
     executed = execute_notebook(path, tmp_path / path.stem, python=binder_python)
     assert_no_key_material(executed)
+
+
+def test_post_build_turns_on_saved_widget_state(tmp_path: Path) -> None:
+    """binder/postBuild (and make demo) write JupyterLab's settings override into the
+    environment, keeping settings already there."""
+    prefix = tmp_path / "env"
+    settings = prefix / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    settings.parent.mkdir(parents=True)
+    settings.write_text('{"@jupyterlab/apputils-extension:themes": {"theme": "JupyterLab Dark"}}')
+    code = (
+        "import runpy, sys; sys.prefix = sys.argv[1]; "
+        "runpy.run_path(sys.argv[2], run_name='__main__')"
+    )
+    script = BINDER / "enable_widget_state.py"
+    subprocess.run([sys.executable, "-c", code, str(prefix), str(script)], check=True)
+    written = json.loads(settings.read_text())
+    assert written["@jupyter-widgets/jupyterlab-manager:plugin"] == {"saveState": True}
+    assert written["@jupyterlab/apputils-extension:themes"] == {"theme": "JupyterLab Dark"}
+    assert "enable_widget_state.py" in (BINDER / "postBuild").read_text()

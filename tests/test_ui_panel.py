@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import ipywidgets as widgets
 import pytest
@@ -424,4 +425,52 @@ def test_click_without_a_running_loop_runs_the_job_in_a_thread(emu: Emulator) ->
     threads[0].join(10)
     assert panel.jobs[-1].row.state == "done"
     assert panel.gallery.entry_count == 1
+    panel.close()
+
+
+async def test_history_survives_a_restart_read_from_the_runs_folder(
+    client: FluxClient, tmp_path: Path
+) -> None:
+    """Jobs run by the pipeline into a runs folder (an earlier session) show in a new panel's
+    history, newest first, with a small thumbnail, and Restore puts back the exact seed."""
+    from fluxwidget.pipeline import JobPipeline
+    from fluxwidget.runs import Run
+
+    root = tmp_path / "runs"
+    pipeline = JobPipeline(client, Run.create(root))
+    big = 5361202149059313751
+    await pipeline.run(FluxLoraInput(prompt="older", num_inference_steps=2, seed=big))
+    await pipeline.run(FluxLoraInput(prompt="newer", num_inference_steps=2, num_images=2))
+    pipeline.run_folder.save()
+
+    panel = FluxPanel(client, runs_root=root)
+    await panel.wait()
+    past = panel.history.past
+    assert [job.params.prompt for job in past] == ["newer", "older"]
+    assert past[1].params.seed == big
+    assert all(job.thumbnail and max(open_image(job.thumbnail).size) <= 64 for job in past)
+    entries = {e["id"]: e for e in panel.history.list.entries}
+    assert float(entries[past[0].entry_id]["when"]) > float(entries[past[1].entry_id]["when"])
+    panel.history.list._received(
+        panel.history.list, {"kind": "restore", "id": past[1].entry_id}, []
+    )
+    assert panel.params.prompt == "older"
+    assert panel.form.seed.value == str(big)
+    panel.open_folder_button.click()
+    assert str(root.resolve()) in panel.folder_message.value
+    panel.close()
+
+
+async def test_open_in_panel_puts_a_cell_input_with_its_exact_seed(client: FluxClient) -> None:
+    from fluxwidget.ui.sweep_view import _latest_opener
+
+    panel = FluxPanel(client)
+    assert _latest_opener() is panel
+    panel.tabs.selected_index = 2
+    panel.restore_input(
+        {"prompt": "cell", "guidance_scale": 5.0, "seed": 5361202149059313751, "loras": []}
+    )
+    assert panel.tabs.selected_index == 0
+    assert panel.form.seed.value == "5361202149059313751"
+    assert panel.params.guidance_scale == 5.0
     panel.close()

@@ -163,7 +163,7 @@ async def test_the_panel_saves_every_image_and_hosts_the_sweep_form(
     from fluxwidget.ui import FluxPanel
 
     client = FluxClient(api_key=fast.api_key, base_url=fast.url)
-    panel = FluxPanel(client, runs=tmp_path / "runs")
+    panel = FluxPanel(client, runs_root=tmp_path / "runs")
     panel.set(prompt="a tiger eye", image_size="square", num_images=2, seed=9)
     await panel.generate()
     folder = panel.runs_folder

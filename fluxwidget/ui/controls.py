@@ -45,7 +45,8 @@ CUSTOM_SIZE = "custom"
 """The image-size dropdown value that shows the width and height fields."""
 
 _FIELDS = FluxLoraInput.model_fields
-FORM_WIDTH = "440px"
+FORM_WIDTH = "416px"
+"""Width of the prompt and of the two-column grid of the smaller fields."""
 
 
 _LABEL = {"description_width": "84px"}
@@ -109,7 +110,7 @@ class NumberField:
             step=step,
             readout=False,
             continuous_update=True,
-            layout=shared_layout(width="260px"),
+            layout=shared_layout(width="240px"),
             **_common(info, name),
         )
         self.text = text_type(
@@ -176,7 +177,7 @@ def build_control(name: str, info: FieldInfo) -> Any:
         return widgets.Dropdown(
             options=list(get_args(annotation)),
             value=default,
-            layout=shared_layout(width="210px"),
+            layout=shared_layout(width="196px"),
             **common,
         )
     bounds = numeric_range(FluxLoraInput, name)
@@ -226,7 +227,7 @@ class ParameterForm:
         self.seed = widgets.Text(
             value="",
             placeholder="random",
-            layout=shared_layout(width="260px"),
+            layout=shared_layout(width="240px"),
             **_common(seed, "seed"),
         )
         self.seed.tooltip = (
@@ -301,7 +302,7 @@ class ParameterForm:
             widgets.GridBox(
                 cells,
                 layout=widgets.Layout(
-                    grid_template_columns="210px 230px", grid_gap="0 4px", width=FORM_WIDTH
+                    grid_template_columns="196px 216px", grid_gap="0 4px", width=FORM_WIDTH
                 ),
             )
         )

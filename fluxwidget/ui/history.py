@@ -7,16 +7,83 @@ not show its run (e.g. a run read back from the runs folder after a kernel resta
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import traitlets
 
-from ..schema import FluxLoraInput, ImageSize
+from ..schema import FluxLoraInput, ImageSize, InputError, validate_input
 from ._thumbs import ThumbnailWidget, static_text
 from .records import RunRecord
 
-__all__ = ["HistoryList", "HistoryView", "restore_values", "summary"]
+__all__ = [
+    "HistoryList",
+    "HistoryView",
+    "PastJob",
+    "past_jobs",
+    "restore_values",
+    "summary",
+]
+
+PAST_JOBS = 40
+"""How many finished jobs of earlier sessions the history shows (newest first)."""
+PAST_THUMB_SIDE = 64
+"""Longer side of a past job's history thumbnail (small: it is stored in the notebook)."""
+
+
+@dataclass(frozen=True)
+class PastJob:
+    """A finished job read back from the runs folder: what the history shows and restores."""
+
+    entry_id: str
+    text: str
+    params: FluxLoraInput
+    when: float
+    thumbnail: bytes | None
+    files: tuple[Path, ...]
+
+
+def past_jobs(root: str | Path | None = None, limit: int = PAST_JOBS) -> list[PastJob]:
+    """Finished jobs under the runs folder, newest first, each with a small thumbnail.
+
+    Reads files only (blocking: call it in a thread). Unreadable runs, jobs whose input no
+    longer validates and missing image files are skipped, never raised.
+    """
+    from .. import images
+    from ..runs import list_runs
+
+    found: list[PastJob] = []
+    for run in list_runs(root):
+        for order, record in reversed(list(enumerate(run.records()))):
+            if len(found) >= limit:
+                return found
+            if not record.done or not record.images:
+                continue
+            try:
+                params = validate_input(record.reuse_input())
+            except InputError:
+                continue
+            files = tuple(run.path / image.file for image in record.images)
+            thumb = None
+            with contextlib.suppress(OSError, ValueError):
+                thumb = images.thumbnail(files[0].read_bytes(), max_side=PAST_THUMB_SIDE)
+            title = f"{run.name} {record.job_id}"
+            text = input_summary(params, record.seed, len(files), title)
+            found.append(
+                PastJob(
+                    f"past-{run.name}-{record.job_id}",
+                    text,
+                    params,
+                    run.created + order / 1000,
+                    thumb,
+                    files,
+                )
+            )
+    return found
 
 
 def summary(record: RunRecord) -> str:
@@ -72,9 +139,12 @@ class HistoryList(ThumbnailWidget):
         self._restore: Callable[[str], None] | None = None
         self._on("restore", self._restore_asked)
 
-    def add(self, entry_id: str, text: str, thumbnail: bytes | None = None) -> None:
-        """Add an entry (shown first: the browser lists entries newest first)."""
-        self._add_entry({"id": entry_id, "text": text}, thumbnail)
+    def add(
+        self, entry_id: str, text: str, thumbnail: bytes | None = None, when: float | None = None
+    ) -> None:
+        """Add an entry; the browser lists entries by `when` (epoch seconds), newest first."""
+        stamp = time.time() if when is None else when
+        self._add_entry({"id": entry_id, "text": text, "when": f"{stamp:.3f}"}, thumbnail)
 
     def on_restore(self, callback: Callable[[str], None]) -> None:
         """`callback(entry_id)` when Restore is clicked."""
@@ -89,10 +159,17 @@ class HistoryList(ThumbnailWidget):
 class HistoryView:
     """The panel's history: records by id, newest first; Restore puts one into the form."""
 
-    def __init__(self, on_restore: Callable[[RunRecord], None]) -> None:
+    def __init__(
+        self,
+        on_restore: Callable[[RunRecord], None],
+        on_restore_params: Callable[[FluxLoraInput], None] | None = None,
+    ) -> None:
         self.records: list[RunRecord] = []
+        self.past: list[PastJob] = []
         self._by_id: dict[str, RunRecord] = {}
+        self._past_by_id: dict[str, PastJob] = {}
         self._on_restore = on_restore
+        self._on_restore_params = on_restore_params
         self.list = HistoryList()
         self.list.on_restore(self.restore)
         self.box = self.list
@@ -105,11 +182,24 @@ class HistoryView:
         self.list.add(entry_id, summary(record), thumbnail)
         return entry_id
 
+    def add_past(self, jobs: list[PastJob]) -> None:
+        """Add jobs of earlier sessions (read from the runs folder) below this session's."""
+        for job in jobs:
+            if job.entry_id in self._past_by_id:
+                continue
+            self.past.append(job)
+            self._past_by_id[job.entry_id] = job
+            self.list.add(job.entry_id, job.text, job.thumbnail, when=job.when)
+
     def restore(self, entry_id: str) -> None:
         """Put the run's parameters into the form (what the Restore button does)."""
         record = self._by_id.get(entry_id)
         if record is not None:
             self._on_restore(record)
+            return
+        past = self._past_by_id.get(entry_id)
+        if past is not None and self._on_restore_params is not None:
+            self._on_restore_params(past.params)
 
     def close(self) -> None:
         """Close the list."""

@@ -43,10 +43,12 @@ class JobRow:
     def __init__(self, number: int, params: FluxLoraInput) -> None:
         prompt = params.prompt if len(params.prompt) <= 28 else params.prompt[:27] + "…"
         self.label = widgets.HTML(
-            f"<b>#{number}</b> {muted(prompt)}",
-            layout=shared_layout(width="150px", overflow="hidden", flex="0 0 auto"),
+            f'<span style="white-space:nowrap"><b>#{number}</b> {muted(prompt)}</span>',
+            layout=shared_layout(max_width="130px", overflow="hidden", flex="0 0 auto"),
         )
-        self.status = widgets.HTML(layout=shared_layout(flex="1 1 auto", overflow="hidden"))
+        self.status = widgets.HTML(
+            layout=shared_layout(flex="1 1 auto", overflow="hidden", margin="0 0 0 6px")
+        )
         self.progress = widgets.FloatProgress(
             value=0.0, min=0.0, max=1.0, layout=shared_layout(width="80px", flex="0 0 auto")
         )
@@ -59,7 +61,7 @@ class JobRow:
         self.log_button = widgets.ToggleButton(
             description="Log",
             tooltip="Show the job's log lines",
-            layout=shared_layout(width="70px", flex="0 0 auto"),
+            layout=shared_layout(width="auto", flex="0 0 auto"),
         )
         self.log = widgets.HTML()
         self.line = widgets.HBox(
@@ -92,7 +94,9 @@ class JobRow:
         colour = colour or _STYLE[self.state][1]
         note = f" · {muted(self.note)}" if self.note else ""
         self.status.value = (
-            f'<span style="color:{colour};white-space:nowrap">{esc(self.text)}</span>{note}'
+            f'<div style="white-space:nowrap;overflow:hidden;text-overflow:ellipsis" '
+            f'title="{esc(self.text)}"><span style="color:{colour}">{esc(self.text)}</span>'
+            f"{note}</div>"
         )
 
     def _collapse(self) -> None:

@@ -30,7 +30,7 @@ class LoraRow:
             description="path",
             tooltip=_PATH.description,
             style=style,
-            layout=shared_layout(width="440px"),
+            layout=shared_layout(width="416px"),
         )
         self.scale = widgets.FloatSlider(
             value=min(max(value, low), high),

@@ -15,9 +15,9 @@ from ._types import ClientLike
 from ._widgets import close_tree, error_html, esc, lighten, muted, shared_layout
 from .code_view import CodeView
 from .codegen import Target
-from .controls import FORM_WIDTH, ParameterForm
+from .controls import ParameterForm
 from .gallery import GalleryImage, ImageGallery
-from .history import HistoryView, restore_values
+from .history import PAST_JOBS, HistoryView, past_jobs, restore_values
 from .history import summary as summary_line
 from .jobs import Job
 from .keys import KeyBox, banner_html
@@ -29,6 +29,8 @@ from .tasks import TaskSet
 
 __all__ = ["FluxPanel"]
 
+FORM_COLUMN = "424px"
+"""The form's column; the results take the rest (and go below it when the cell is narrow)."""
 MAX_JOB_ROWS = 4
 """Job rows shown above the results (finished ones beyond this are dropped, newest kept)."""
 TAB_TITLES = ("Generate", "Sweep", "History")
@@ -51,14 +53,14 @@ class FluxPanel:
         client: ClientLike | None = None,
         *,
         api_key: str | None = None,
-        runs: str | Path | None = None,
+        runs_root: str | Path | None = None,
     ) -> None:
-        """`runs` is the folder of run folders (default ``./fluxwidget-runs`` or
-        ``$FLUXWIDGET_RUNS``): each panel keeps its images in a run folder there."""
+        """`runs_root`: the runs folder the history is read from (default ``$FLUXWIDGET_RUNS``
+        or ``./fluxwidget-runs``)."""
         if client is not None and api_key is not None:
             raise TypeError("give either client= or api_key=, not both")
+        self.runs_root = Path(runs_root) if runs_root is not None else default_runs_root()
         self._client, self._mode = _choose_client(client, api_key)
-        self._runs_root = Path(runs) if runs is not None else default_runs_root()
         self._tasks = TaskSet(self._report, thread_cleanup=self._close_client_connections)
         self._jobs: list[Job] = []
         self._runs: list[RunRecord] = []
@@ -82,7 +84,7 @@ class FluxPanel:
         self.gallery.on_full(self._full_image)
         self.gallery.on_restore(self._restore_run)
         self._shown: dict[str, tuple[RunRecord, int]] = {}
-        self.history = HistoryView(self.restore)
+        self.history = HistoryView(self.restore, lambda params: self.form.apply(_fields(params)))
         self.sweep_tab = widgets.VBox()
         """The Sweep section: an empty container the sweep form and grid are put into."""
         self.open_folder_button = widgets.Button(
@@ -99,11 +101,11 @@ class FluxPanel:
         )
         left = widgets.VBox(
             [self.form.widget, actions, self.code.box],
-            layout=widgets.Layout(flex="0 1 auto", width=f"calc({FORM_WIDTH} + 150px)"),
+            layout=widgets.Layout(flex="0 0 auto", width=FORM_COLUMN),
         )
         right = widgets.VBox(
             [self.jobs_box, self.gallery],
-            layout=widgets.Layout(flex="1 1 360px", min_width="320px", margin="0 0 0 8px"),
+            layout=widgets.Layout(flex="1 1 300px", min_width="300px", margin="0 0 0 8px"),
         )
         self.generate_page = widgets.HBox(
             [left, right], layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start")
@@ -128,11 +130,12 @@ class FluxPanel:
         self.sweep_form: SweepForm | None = None
         """The Sweep tab's form, built when the tab is first opened (a light empty panel)."""
         self.tabs.observe(self._tab_selected, "selected_index")
-        register_opener(self)
+        register_opener(self)  # "Open in panel" of a sweep grid lands in the newest panel
         self.form.on_change(self._form_changed)
         self.code.toggle.observe(lambda _change: self._refresh_code(), "value")
         self._show_banner()
         self._form_changed(self.form.problems)
+        self._start_history()
 
     # --- the Python API ---------------------------------------------------------------------
 
@@ -209,12 +212,19 @@ class FluxPanel:
         await self._tasks.wait()
 
     def use_key(self, key: str) -> None:
-        """Switch to a client with this key (kept by the client only, never in a widget)."""
+        """Switch to a client with this key (kept by the client only, never in a widget).
+
+        On the emulator the new client talks to fal; otherwise it is a copy of the current client
+        (same host, auth scheme, endpoint and options) with the new key.
+        """
         from ..client import FluxClient
 
+        with_options = getattr(self._client, "with_options", None)
         if self._mode == "emulator":
             self._client, self._mode = FluxClient(api_key=key), "fal"
-        else:
+        elif with_options is not None:
+            self._client = with_options(api_key=key)
+        else:  # a client of another kind: a FluxClient to the same place
             config = self._client.config
             self._client = FluxClient(
                 api_key=key,
@@ -230,16 +240,15 @@ class FluxPanel:
         if self._runs and self._runs[-1].seed is not None:
             self.form.apply({"seed": self._runs[-1].seed})
 
+    def restore_input(self, values: Mapping[str, Any]) -> None:
+        """Put a full input (a job record's ``reuse_input()``, seed included) into the form and
+        show the Generate tab ("Open in panel" of a sweep cell). Invalid input raises."""
+        self.set(dict(values))
+        self.tabs.selected_index = 0
+
     def restore(self, run: RunRecord) -> None:
         """Put a run's parameters (with the seed it used) back into the controls."""
         self.form.apply(_fields(restore_values(run)))
-
-    def restore_input(self, payload: Mapping[str, Any]) -> None:
-        """Put a full input (e.g. a sweep cell's, with its seed) into the controls and show the
-        Generate tab ("Open in panel")."""
-        checked = validate_input(dict(payload))
-        self.form.apply(_fields(checked))
-        self.tabs.selected_index = 0
 
     def _tab_selected(self, change: dict[str, Any]) -> None:
         if change["new"] != 1:
@@ -282,7 +291,7 @@ class FluxPanel:
     def _start(self, params: FluxLoraInput) -> Job:
         self._count += 1
         if self.runs_folder is None:
-            self.runs_folder = Run.create(self._runs_root, kind="panel")
+            self.runs_folder = Run.create(self.runs_root, kind="panel")
         job = Job(self._count, self._client, params, run_folder=self.runs_folder)
         lighten(job.row.box)
         self._jobs.append(job)
@@ -335,8 +344,6 @@ class FluxPanel:
         image = record.images[index]
         path = getattr(image, "path", None)
         if path:
-            from pathlib import Path
-
             return Path(path).read_bytes()
         return image.data or None
 
@@ -345,15 +352,28 @@ class FluxPanel:
         if record is not None:
             self.restore(record)
 
-    def _open_folder(self) -> None:
-        """Say where the images are (the runs folder), as a file:// link."""
-        folder = self.runs_folder
-        if folder is None:
-            self.folder_message.value = muted(
-                f"Nothing generated yet: images will be saved under {self._runs_root}."
-            )
+    def _start_history(self) -> None:
+        """Read earlier runs in the background (in a kernel), or now (in a plain script)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self.history.add_past(past_jobs(self.runs_root, PAST_JOBS))
             return
-        path = folder.path.resolve()
+        self._tasks.spawn(self.load_history())
+
+    async def load_history(self, limit: int = PAST_JOBS) -> int:
+        """Show finished jobs of earlier sessions (read from the runs folder) in the History tab;
+        returns how many. Runs when the panel is made; files are read in a thread."""
+        jobs = await asyncio.to_thread(past_jobs, self.runs_root, limit)
+        self.history.add_past(jobs)
+        return len(jobs)
+
+    def _open_folder(self) -> None:
+        """Say where the images are saved (the runs folder), as a path and a file:// link."""
+        path = self.runs_root.resolve()
+        if not path.is_dir():
+            self.folder_message.value = muted(f"{path} (nothing saved there yet)")
+            return
         self.folder_message.value = (
             f'<a href="{esc(path.as_uri())}" target="_blank">{esc(str(path))}</a>'
         )

@@ -1,12 +1,17 @@
 """The quickstart notebook in a real browser: JupyterLab 4 and the Notebook 7 interface.
 
-Run all cells, set a slider on the panel, click Generate, and wait for the images to appear in
-the panel's grid — on the emulator, since the server runs without a key.
+Run all cells, set the form, click Generate, and wait for the images to appear in the panel's
+gallery — on the emulator, since the server runs without a key. At 1280×900: the first result
+is in the viewport beside the form, a 19-digit seed survives restore exactly, the compare view
+works, and a notebook saved with widget state reopens with its images. Screenshots go to
+``artifacts/browser/``; ``make screenshots`` refreshes the README's picture.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import time
 from pathlib import Path
@@ -15,7 +20,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Locator, Page
+    from playwright.sync_api import Browser, Locator, Page
 
     from .conftest import Flavour, JupyterServer, JupyterServerFactory
 
@@ -25,16 +30,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
 NUM_IMAGES = 2
 SEED = 7  # a fixed seed makes the placeholder images, and so the screenshot, repeatable
+BIG_SEED = "5361202149059313751"  # 19 digits: not exact as a JavaScript number
 SCREENSHOT_CHANGE = 0.002  # rewrite docs/screenshot-panel.png when more of it than this changed
 KERNEL_TIMEOUT_MS = 60_000
 GENERATE_TIMEOUT_MS = 60_000
+VIEWPORT = {"width": 1280, "height": 900}
 
-# The panel is the output holding the Generate button; its image grid is the only GridBox in it
-# with images (the full-size viewer is a VBox and stays hidden).
+# The panel is the output holding the Generate button; its results are the gallery component.
 GENERATE_BUTTON = "button.jupyter-button:has-text('Generate')"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 PANEL = f".jp-OutputArea-output:has({GENERATE_BUTTON})"
-GRID_IMAGES = ".widget-gridbox img.widget-image"
+GALLERY_IMAGES = ".fw-gallery img.fw-thumb"
+UPDATE_SCREENSHOTS = "FLUXWIDGET_UPDATE_SCREENSHOTS"
 
 URL_PATHS: dict[Flavour, str] = {
     "lab": "/lab/tree/quickstart.ipynb",
@@ -58,34 +65,29 @@ def run_all_cells(page: Page) -> None:
     page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
 
-def set_slider(panel: Locator, label: str, value: int) -> None:
-    """Set an ipywidgets slider the way a person would: type into its editable readout."""
-    slider = panel.locator(".widget-slider").filter(
-        has=panel.page.locator(".widget-label", has_text=label)
-    )
-    readout = slider.first.locator(".widget-readout")
-    readout.click()
-    readout.press("Control+a")
-    readout.type(str(value))
-    readout.press("Enter")
-    # The readout shows the value the model accepted (it is reset on an invalid entry).
-    readout.page.wait_for_function(
-        "([el, v]) => el.textContent.trim() === v",
-        arg=[readout.element_handle(), str(value)],
-        timeout=5_000,
+def field_row(panel: Locator, label: str) -> Locator:
+    """The form row (an HBox) whose label reads `label`."""
+    return (
+        panel.locator(".widget-hbox")
+        .filter(has=panel.page.locator(".widget-label", has_text=label))
+        .last
     )
 
 
-def set_seed(panel: Locator, seed: int) -> None:
-    """Untick "random" and type a seed into the Seed field."""
-    random = panel.locator(".widget-checkbox", has_text="random").first.locator("input")
-    if random.is_checked():
-        random.uncheck()
-    field = panel.locator(".widget-text").filter(
-        has=panel.page.locator(".widget-label", has_text="Seed")
-    )
-    box = field.first.locator("input")
-    expect_enabled(box)
+def set_number(panel: Locator, label: str, value: int) -> None:
+    """Type a number into the text box beside a slider, as a person would."""
+    box = field_row(panel, label).locator("input[type=number]").first
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def seed_box(panel: Locator) -> Locator:
+    return field_row(panel, "Seed").locator("input[type=text]").first
+
+
+def set_seed(panel: Locator, seed: int | str) -> None:
+    """Type a seed (text: 64-bit seeds stay exact) into the Seed field."""
+    box = seed_box(panel)
     box.fill(str(seed))
     box.press("Enter")
 
@@ -112,6 +114,49 @@ def update_if_changed(new: Path, committed: Path, threshold: float = SCREENSHOT_
     return True
 
 
+def open_panel(page: Page, server: JupyterServer, flavour: Flavour) -> Locator:
+    """Open the quickstart, run all cells, and return the panel once the kernel is idle."""
+    page.set_viewport_size(VIEWPORT)
+    page.goto(server.url + URL_PATHS[flavour], wait_until="domcontentloaded")
+    wait_for_idle_kernel(page)
+    run_all_cells(page)
+    panel = page.locator(PANEL).first
+    panel.wait_for(state="visible", timeout=KERNEL_TIMEOUT_MS)
+    # Cells after the panel may still run; wait until the kernel is idle again.
+    wait_for_idle_kernel(page)
+    return panel
+
+
+def generate(panel: Locator, count: int) -> Locator:
+    """Click Generate and wait until `count` thumbnails are loaded; returns the thumbnails."""
+    from playwright.sync_api import expect
+
+    page = panel.page
+    button = panel.locator(GENERATE_BUTTON).first
+    page.wait_for_function("(el) => !el.disabled", arg=button.element_handle(), timeout=10_000)
+    button.click()
+    images = panel.locator(GALLERY_IMAGES)
+    expect(images).to_have_count(count, timeout=GENERATE_TIMEOUT_MS)
+    page.wait_for_function(
+        "(imgs) => imgs.every((img) => img.complete && img.naturalWidth > 0)",
+        arg=images.element_handles(),
+        timeout=10_000,
+    )
+    return images
+
+
+def scroll_to_top_of(panel: Locator) -> None:
+    """Put the top of the panel at the top of the notebook's viewport (as after running it)."""
+    panel.evaluate("(el) => el.scrollIntoView({block: 'start'})")
+    panel.page.wait_for_timeout(300)
+
+
+def in_viewport(locator: Locator) -> bool:
+    box = locator.bounding_box()
+    assert box is not None
+    return box["y"] >= 0 and box["y"] + box["height"] <= VIEWPORT["height"]
+
+
 def open_and_generate(
     page: Page,
     server: JupyterServer,
@@ -120,37 +165,19 @@ def open_and_generate(
 ) -> Path:
     """Open the quickstart, run it, generate NUM_IMAGES images; return the screenshot path."""
     started = time.monotonic()
-    page.goto(server.url + URL_PATHS[flavour], wait_until="domcontentloaded")
-    wait_for_idle_kernel(page)
-    run_all_cells(page)
-
-    panel = page.locator(PANEL).first
-    panel.wait_for(state="visible", timeout=KERNEL_TIMEOUT_MS)
-    # Cells after the panel may still run; wait until the kernel is idle again.
-    wait_for_idle_kernel(page)
-
-    set_slider(panel, "Images", NUM_IMAGES)
+    panel = open_panel(page, server, flavour)
+    scroll_to_top_of(panel)
+    set_number(panel, "Images", NUM_IMAGES)
     set_seed(panel, SEED)
-    generate = panel.locator(GENERATE_BUTTON).first
-    # Generate is enabled once the form is valid (the quickstart's defaults are).
-    page.wait_for_function("(el) => !el.disabled", arg=generate.element_handle(), timeout=10_000)
-    generate.click()
+    images = generate(panel, NUM_IMAGES)
+    # results beside the form: the first image is visible without scrolling at 1280×900
+    assert in_viewport(images.first), images.first.bounding_box()
+    form_box = field_row(panel, "Prompt").bounding_box()
+    image_box = images.first.bounding_box()
+    assert form_box is not None
+    assert image_box is not None
+    assert image_box["x"] > form_box["x"] + 300  # on the right of the form, not below it
 
-    from playwright.sync_api import expect
-
-    images = panel.locator(GRID_IMAGES)
-    expect(images).to_have_count(NUM_IMAGES, timeout=GENERATE_TIMEOUT_MS)
-    page.wait_for_function(
-        "(imgs) => imgs.every((img) => img.complete && img.naturalWidth > 0)",
-        arg=images.element_handles(),
-        timeout=10_000,
-    )
-    sizes = images.evaluate_all(
-        "(imgs) => imgs.map((img) => [img.naturalWidth, img.naturalHeight])"
-    )
-    assert all(width > 0 and height > 0 for width, height in sizes), sizes
-
-    panel.scroll_into_view_if_needed()
     full = artifacts_dir / f"{flavour}-page.png"
     page.screenshot(path=str(full), full_page=False)
     shot = artifacts_dir / f"{flavour}-panel.png"
@@ -158,6 +185,20 @@ def open_and_generate(
     elapsed = time.monotonic() - started
     print(f"{flavour}: {NUM_IMAGES} images after {elapsed:.1f} s; screenshots in {full.parent}")
     return shot
+
+
+def assert_form_lays_out_in_columns(panel: Locator) -> None:
+    """ "Format" sits in its grid column (does not float right); "Acceleration" is one line."""
+    fmt = panel.locator(".widget-label", has_text="Format").first.bounding_box()
+    accel = panel.locator(".widget-label", has_text="Acceleration").first
+    box = accel.bounding_box()
+    assert fmt is not None
+    assert box is not None
+    prompt = field_row(panel, "Prompt").bounding_box()
+    assert prompt is not None
+    assert fmt["x"] < prompt["x"] + 480, (fmt, prompt)  # inside the form's width
+    line = accel.evaluate("(el) => parseFloat(getComputedStyle(el).lineHeight) || 20")
+    assert box["height"] <= 1.5 * line, box  # one line, not wrapped
 
 
 @pytest.mark.parametrize("flavour", ["lab", "notebook"])
@@ -171,13 +212,124 @@ def test_quickstart_generates_in_browser(
     server = jupyter_factory(flavour, notebook_root)
     try:
         shot = open_and_generate(page, server, flavour, artifacts_dir)
+        assert_form_lays_out_in_columns(page.locator(PANEL).first)
     except Exception:
         page.screenshot(path=str(artifacts_dir / f"{flavour}-failure.png"))
         print(server.log_tail())
         raise
-    # The README shows the panel with its results, made by this test in JupyterLab.
-    if flavour == "lab" and update_if_changed(shot, REPO_ROOT / "docs" / "screenshot-panel.png"):
+    # `make screenshots` refreshes the README's picture; `make test` leaves the tree clean.
+    wanted = flavour == "lab" and os.environ.get(UPDATE_SCREENSHOTS)
+    if wanted and update_if_changed(shot, REPO_ROOT / "docs" / "screenshot-panel.png"):
         print("docs/screenshot-panel.png updated")
+
+
+def test_big_seed_survives_restore_and_compare_view(
+    page: Page,
+    notebook_root: Path,
+    jupyter_factory: JupyterServerFactory,
+    artifacts_dir: Path,
+) -> None:
+    """A 19-digit seed typed, run, changed and restored comes back exactly; two results can be
+    compared with the slider and side by side."""
+    server = jupyter_factory("lab", notebook_root)
+    try:
+        panel = open_panel(page, server, "lab")
+        scroll_to_top_of(panel)
+        set_number(panel, "Images", 1)
+        set_seed(panel, BIG_SEED)
+        generate(panel, 1)
+        set_seed(panel, 11)
+        images = generate(panel, 2)
+        assert "seed 11" in (images.nth(0).get_attribute("alt") or "")
+        assert f"seed {BIG_SEED}" in (images.nth(1).get_attribute("alt") or "")
+
+        # Restore the older run from its header in the gallery: the seed is exact
+        older = panel.locator(".fw-run").nth(1)
+        older.locator("button", has_text="Restore").click()
+        page.wait_for_function(
+            "([el, v]) => el.value === v", arg=[seed_box(panel).element_handle(), BIG_SEED]
+        )
+        assert seed_box(panel).input_value() == BIG_SEED
+
+        # Compare: open the first, "Compare with…", click the second
+        images.nth(0).click()
+        viewer = panel.locator(".fw-viewer.fw-open")
+        viewer.wait_for()
+        viewer.locator("button", has_text="Compare with").click()
+        images.nth(1).click()
+        stage = panel.locator(".fw-compare")
+        stage.wait_for()
+        assert stage.locator("img").count() == 2
+        slider = panel.locator(".fw-slider")
+        slider.fill("20")
+        clip = panel.locator(".fw-over").evaluate("(el) => el.style.clipPath")
+        assert clip == "inset(0px 80% 0px 0px)" or "80%" in clip, clip
+        page.screenshot(path=str(artifacts_dir / "lab-compare.png"))
+        viewer.locator("button", has_text="Side by side").click()
+        panel.locator(".fw-pair img").nth(1).wait_for()
+        assert panel.locator(".fw-pair img").count() == 2
+        page.screenshot(path=str(artifacts_dir / "lab-compare-side-by-side.png"))
+    except Exception:
+        page.screenshot(path=str(artifacts_dir / "lab-seed-compare-failure.png"))
+        print(server.log_tail())
+        raise
+
+
+def test_notebook_saved_with_widget_state_reopens_with_its_images(
+    page: Page,
+    browser: Browser,
+    notebook_root: Path,
+    jupyter_factory: JupyterServerFactory,
+    artifacts_dir: Path,
+) -> None:
+    """Generate, save with "save widget state" on, stop the kernel, open the notebook again in
+    a fresh page: the gallery shows the images from the saved state alone."""
+    server = jupyter_factory("lab", notebook_root, save_widget_state=True)
+    try:
+        panel = open_panel(page, server, "lab")
+        set_number(panel, "Images", NUM_IMAGES)
+        set_seed(panel, SEED)
+        generate(panel, NUM_IMAGES)
+        page.wait_for_timeout(500)
+        page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+        page.wait_for_function(
+            "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=10_000
+        )
+        saved = json.loads((notebook_root / "quickstart.ipynb").read_text())
+        state = saved["metadata"]["widgets"][WIDGET_STATE]["state"]
+        galleries = [
+            m for m in state.values() if m["state"].get("_esm", "").find("fw-gallery") >= 0
+        ]
+        assert galleries, "no gallery in the saved widget state"
+        assert len(galleries[0]["state"]["entries"]) == NUM_IMAGES
+        assert len(galleries[0].get("buffers", [])) >= NUM_IMAGES  # thumbnails, base64
+        size = len(json.dumps(state))
+        print(f"saved widget state: {len(state)} models, {size} bytes")
+        page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:shutdown')")
+        page.close()
+
+        context = browser.new_context(viewport=VIEWPORT)
+        reopened = context.new_page()
+        try:
+            reopened.goto(server.url + URL_PATHS["lab"], wait_until="domcontentloaded")
+            images = reopened.locator(GALLERY_IMAGES)
+            from playwright.sync_api import expect
+
+            expect(images).to_have_count(NUM_IMAGES, timeout=KERNEL_TIMEOUT_MS)
+            reopened.wait_for_function(
+                "(imgs) => imgs.every((img) => img.complete && img.naturalWidth > 0)",
+                arg=images.element_handles(),
+                timeout=10_000,
+            )
+            images.first.scroll_into_view_if_needed()
+            reopened.screenshot(path=str(artifacts_dir / "lab-reopened.png"))
+        finally:
+            context.close()
+    except Exception:
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(artifacts_dir / "lab-reopen-failure.png"))
+        print(server.log_tail())
+        raise
 
 
 def test_key_typed_in_the_browser_never_reaches_the_saved_notebook(

@@ -7,7 +7,7 @@ function render({ model, el }) {
 
   function draw() {
     root.replaceChildren();
-    const items = [...(model.get("entries") || [])].reverse();
+    const items = [...(model.get("entries") || [])].sort((a, b) => Number(b.when) - Number(a.when));
     const size = model.get("page_size") || 20;
     const pages = Math.max(1, Math.ceil(items.length / size));
     page = Math.min(page, pages - 1);

@@ -46,7 +46,7 @@ async def run(args: argparse.Namespace) -> None:
         url = handle.status_url
         params = {"logs": "1"}
         headers = {"Accept": "application/json", "Authorization": f"Key {emu.api_key}"}
-        transport = client.http  # to separate the transport from the parsing
+        transport = client.http  # the transport alone, to separate it from the parsing
 
         async with httpx.AsyncClient() as bare:
 

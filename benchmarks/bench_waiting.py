@@ -3,13 +3,14 @@ in the queue — fluxwidget vs fal-client, each against its own emulator process
 
 The server has one worker and long jobs (``--job-seconds``), so the queue barely moves. The
 client submits ``--jobs`` jobs, starts waiting for all of them at once (fluxwidget:
-``handle.result()``; fal-client: ``handle.get()``), lets ``--settle`` seconds pass, then measures
-for ``--window`` seconds: the client process's CPU time (it runs only the client; the server is
-another process), the status and stream calls the server received, the client's open sockets and
-its resident memory (growth since before the submits). Then the waits are cancelled and the
-server process is stopped (its jobs with it).
+``handle.result()``; fal-client: ``handle.get()``), lets ``--settle`` seconds pass (longer than
+fluxwidget's longest poll interval, 60 s), then measures for ``--window`` seconds (one such
+interval: every deep job polls once in it): the client process's CPU time (it runs only the
+client; the server is another process), the status and stream calls the server received, the
+client's open sockets and its resident memory (growth since before the submits). Then the waits
+are cancelled and the server process is stopped (its jobs with it).
 
-Run: .venv/bin/python benchmarks/bench_waiting.py [--jobs 1000] [--window 40] [--json out.json]
+Run: .venv/bin/python benchmarks/bench_waiting.py [--jobs 1000] [--window 60] [--json out.json]
 """
 
 from __future__ import annotations
@@ -105,8 +106,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=50 if SHORT else 1000)
     parser.add_argument("--job-seconds", type=float, default=600.0)
-    parser.add_argument("--settle", type=float, default=0.5 if SHORT else 5.0)
-    parser.add_argument("--window", type=float, default=1.5 if SHORT else 40.0)
+    parser.add_argument("--settle", type=float, default=0.5 if SHORT else 65.0)
+    parser.add_argument("--window", type=float, default=1.5 if SHORT else 60.0)
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()
     results = asyncio.run(run(args))

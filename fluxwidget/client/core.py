@@ -72,7 +72,7 @@ class FluxClient:
         use_sse: bool = True,
         poll_interval: float = 0.25,
         max_poll_interval: float = 0.5,
-        max_queue_poll_interval: float = 30.0,
+        max_queue_poll_interval: float = 60.0,
         retry: RetryPolicy | None = None,
         limits: Limits | None = None,
         journal: Journal | str | Path | bool | None = None,

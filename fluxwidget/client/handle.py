@@ -147,16 +147,19 @@ async def _abandon(read: asyncio.Future[Any]) -> None:
         await read
 
 
-async def _drain(events: AsyncIterator[str | None]) -> None:
-    """Read what is left of a stream, briefly; a stream read to its end leaves its connection
-    in the pool."""
+async def _drain(events: AsyncIterator[str | None]) -> bool:
+    """Read what is left of a stream, briefly; True when it ended (a stream read to its end
+    leaves its connection in the pool)."""
 
     async def rest() -> None:
         async for _data in events:
             pass
 
-    with contextlib.suppress(asyncio.TimeoutError, Exception):
+    try:
         await asyncio.wait_for(rest(), _DRAIN_SECONDS)
+    except (asyncio.TimeoutError, Exception):
+        return False
+    return True
 
 
 def _fingerprint(update: StatusUpdate) -> tuple[Any, ...]:
@@ -199,7 +202,9 @@ class RequestHandle:
         self.cancel_url = cancel_url
         self.input = input
         self.completed: Completed | None = None
-        self._last: StatusUpdate | None = None
+        self._last: JobStatus | None = None
+        self._warm_stream = False
+        """The status stream ended cleanly: its connection waits in the stream pool."""
         self.billable_units: float | None = None
         """``x-fal-billable-units`` of the result reply, when the server sent it."""
         self._cancel_requested = False
@@ -265,7 +270,7 @@ class RequestHandle:
             raise
         return self._parse(body, "status")
 
-    def _observe(self, update: StatusUpdate, slot: StreamSlot | None = None) -> None:
+    def _observe(self, update: JobStatus, slot: StreamSlot | None = None) -> None:
         """Remember where the job stands (stream priority, polling by queue position)."""
         self._last = update
         pace = self._client.http.queue_pace
@@ -326,7 +331,7 @@ class RequestHandle:
                 self._observe(update, slot)
                 if isinstance(update, Completed):
                     if data is not KEEPALIVE:
-                        await _drain(events)
+                        self._warm_stream = await _drain(events)
                     final = update
                     break
                 yield update
@@ -340,9 +345,8 @@ class RequestHandle:
         that had to poll asks again at each poll), and polls otherwise, or for good once the
         stream has failed for this request: a running job every `poll_interval` seconds, backing
         off to `max_poll_interval` while nothing changes; a queued job by its queue position
-        (see `scheduling.poll_delay`).
-        When a poll is rate limited, a `Waiting` update says how long the client waits
-        (``Retry-After``) before asking again.
+        (see `scheduling.poll_delay`). When a poll is rate limited, a `Waiting` update says how
+        long the client waits (``Retry-After``) before asking again.
         """
         if self.completed is not None:
             yield self.completed
@@ -424,7 +428,10 @@ class RequestHandle:
         A final error (the job failed, was cancelled, its result expired) is journaled; a
         passing one (network, rate limit, an unreadable reply) leaves the job pending there.
         """
-        response = await self._client.http.request("result", "GET", self.response_url)
+        after_stream, self._warm_stream = self._warm_stream, False
+        response = await self._client.http.request(
+            "result", "GET", self.response_url, after_stream=after_stream
+        )
         if response.is_error:
             error = self._error(response)
             if isinstance(error, NotFoundError) and self._cancel_requested:

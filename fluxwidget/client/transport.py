@@ -43,6 +43,10 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 @dataclass
 class _LoopState:
     http: httpx.AsyncClient
+    """The calls' pool (submit, status, result, cancel, downloads)."""
+    stream_http: httpx.AsyncClient
+    """The status streams' pool; a stream read to its end leaves its connection here, warm for
+    that job's result call."""
     calls: asyncio.Semaphore
     streams: StreamSlots
 
@@ -99,16 +103,26 @@ class Transport:
         loop = asyncio.get_running_loop()
         with self._lock:
             state = self._states.get(loop)
-            if state is None or state.http.is_closed:
-                # One pool for calls and streams, every connection allowed to stay warm:
-                # httpcore counts idle and busy connections alike against the keep-alive
-                # limit, so a lower one closes a connection after each call while streams are
-                # open. A stream read to its end goes back to the pool for the result call.
-                pool = self._max_concurrency + self._max_streams
-                limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
+            if state is None or state.http.is_closed or state.stream_http.is_closed:
+                # Streams have their own pool, so a status call never scans dozens of stream
+                # connections (httpcore walks every connection of a pool on each request).
+                # Keep-alive equals each pool's size: httpcore counts idle and busy connections
+                # alike against it, so a lower one closes a connection after each call. The
+                # stream pool has room for the result calls that reuse its drained connections.
+                calls = self._max_concurrency
+                stream_pool = self._max_streams + self._max_concurrency
                 state = _LoopState(
                     http=httpx.AsyncClient(
-                        timeout=self._timeout, limits=limits, transport=self._inner
+                        timeout=self._timeout,
+                        limits=httpx.Limits(max_connections=calls, max_keepalive_connections=calls),
+                        transport=self._inner,
+                    ),
+                    stream_http=httpx.AsyncClient(
+                        timeout=self._timeout,
+                        limits=httpx.Limits(
+                            max_connections=stream_pool, max_keepalive_connections=stream_pool
+                        ),
+                        transport=self._inner,
                     ),
                     calls=asyncio.Semaphore(self._max_concurrency),
                     streams=StreamSlots(self._max_streams),
@@ -195,22 +209,25 @@ class Transport:
         any_5xx: bool = False,
         rate_limits: bool = True,
         auth: bool = True,
+        after_stream: bool = False,
     ) -> httpx.Response:
         """Send with retries and return the final reply (maybe an error status), its body read
         up to its cap; raise a fluxwidget `TransportError` when the network failed for good.
 
         `call` names the call in errors; `any_5xx` retries every 5xx (read-only calls);
-        `rate_limits=False` returns a 429 at once (the caller waits visibly).
+        `rate_limits=False` returns a 429 at once (the caller waits visibly); `after_stream`
+        sends it on the streams' pool, where the job's drained stream left a warm connection.
         """
         state = self._state()
-        request = state.http.build_request(
+        http = state.stream_http if after_stream else state.http
+        request = http.build_request(
             method, url, json=json, params=params, headers=self._headers(headers, auth)
         )
         try:
             async for attempt in retrying(self.retry, submit=submit):
                 with attempt:
                     async with state.calls:
-                        response = await self._send_within(state.http, request)
+                        response = await self._send_within(http, request)
                     log.debug("%s %s -> %d", method, url, response.status_code)
                     if response.is_error and should_retry_response(
                         response,
@@ -255,11 +272,11 @@ class Transport:
         headers = self._headers({"Accept": "text/event-stream", "Cache-Control": "no-store"}, True)
         timeout = httpx.Timeout(self._timeout.connect, read=self.limits.stream_idle_timeout)
         try:
-            request = state.http.build_request(
+            request = state.stream_http.build_request(
                 "GET", url, params=params, headers=headers, timeout=timeout
             )
             try:
-                response = await state.http.send(request, stream=True)
+                response = await state.stream_http.send(request, stream=True)
             except httpx.HTTPError as exc:
                 raise self.map_error(exc, "status stream") from None
             try:
@@ -383,6 +400,7 @@ class Transport:
             state = self._states.pop(loop, None)
         if state is not None:
             await state.http.aclose()
+            await state.stream_http.aclose()
 
 
 def _has_request(exc: httpx.HTTPError) -> bool:

@@ -12,12 +12,13 @@ PYTEST_ARGS ?= --durations=15
 JUPYTER_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help demo test lint typecheck pytest browser notebooks screenshots clean
+.PHONY: help demo test lint typecheck pytest browser notebooks screenshots bench bench-short clean
 
 help:
 	@echo "make demo   open the quickstart notebook in JupyterLab (emulator when FAL_KEY is unset)"
 	@echo "make test   ruff check, ruff format --check, mypy and pytest (browser tests included)"
 	@echo "make lint | typecheck | pytest | browser | notebooks   parts of make test"
+	@echo "make bench  every benchmark, full settings (~15 min); make bench-short: smoke test"
 	@echo "make screenshots   refresh docs/screenshot-panel.png from a real JupyterLab"
 
 $(BIN)/python:
@@ -27,8 +28,9 @@ $(VENV)/.installed-demo: pyproject.toml | $(BIN)/python
 	$(PIP_INSTALL) -e ".[demo]"
 	@touch $@
 
+# bench: fal-client, measured against in benchmarks/ (the short benchmark test runs it too)
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(PIP_INSTALL) -e ".[test,browser]"
+	$(PIP_INSTALL) -e ".[test,browser,bench]"
 	@touch $@
 
 # JupyterLab refuses to start as root (containers, many cloud notebooks) without --allow-root.
@@ -61,6 +63,18 @@ screenshots: $(VENV)/.installed-test
 
 notebooks: $(VENV)/.installed-test
 	$(BIN)/python -m pytest tests/test_notebooks.py tests/test_binder.py $(PYTEST_ARGS)
+
+BENCHMARKS := bench_network bench_sweep bench_waiting bench_status_updates bench_concurrency \
+	bench_overhead bench_thumbnails
+
+bench: $(VENV)/.installed-test
+	@for name in $(BENCHMARKS); do \
+		echo "== benchmarks/$$name.py"; $(BIN)/python benchmarks/$$name.py || exit 1; echo; done
+
+bench-short: $(VENV)/.installed-test
+	@for name in $(BENCHMARKS); do \
+		echo "== BENCH_SHORT=1 benchmarks/$$name.py"; \
+		BENCH_SHORT=1 $(BIN)/python benchmarks/$$name.py || exit 1; echo; done
 
 clean:
 	rm -rf artifacts .pytest_cache .mypy_cache .ruff_cache

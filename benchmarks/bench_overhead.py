@@ -29,6 +29,9 @@ import httpx
 from fluxwidget.client import FluxClient
 from fluxwidget.emulator import Emulator
 
+SHORT = os.environ.get("BENCH_SHORT", "") not in ("", "0")
+"""BENCH_SHORT=1: tiny settings, a smoke test (CI runs it so the script cannot rot)."""
+
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
@@ -43,7 +46,7 @@ async def run(args: argparse.Namespace) -> None:
         url = handle.status_url
         params = {"logs": "1"}
         headers = {"Accept": "application/json", "Authorization": f"Key {emu.api_key}"}
-        transport = client._transport  # private: to separate the transport from the parsing
+        transport = client.http  # to separate the transport from the parsing
 
         async with httpx.AsyncClient() as bare:
 
@@ -53,7 +56,7 @@ async def run(args: argparse.Namespace) -> None:
                 response.json()
 
             async def via_transport() -> None:
-                response = await transport.request("GET", url, params=params)
+                response = await transport.request("status", "GET", url, params=params)
                 response.raise_for_status()
                 response.json()
 
@@ -109,8 +112,12 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=200, help="timed calls per kind")
-    parser.add_argument("--warmup", type=int, default=20, help="untimed rounds first")
+    parser.add_argument(
+        "--calls", type=int, default=20 if SHORT else 200, help="timed calls per kind"
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=2 if SHORT else 20, help="untimed rounds first"
+    )
     parser.add_argument("--steps", type=int, default=28, help="steps (= log lines) of the job")
     args = parser.parse_args()
     if not (1 <= args.calls <= 5000 and 1 <= args.steps <= 50):

@@ -28,6 +28,9 @@ from fluxwidget.client import FluxClient
 from fluxwidget.client.status import Completed, StatusUpdate
 from fluxwidget.emulator import Emulator
 
+SHORT = os.environ.get("BENCH_SHORT", "") not in ("", "0")
+"""BENCH_SHORT=1: tiny settings, a smoke test (CI runs it so the script cannot rot)."""
+
 
 @dataclass
 class Sample:
@@ -151,7 +154,7 @@ async def run(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=12, help="jobs per mode (default 12)")
+    parser.add_argument("--jobs", type=int, default=2 if SHORT else 12, help="jobs per mode")
     parser.add_argument(
         "--min-steps", type=int, default=8, help="steps of job 0; job i runs min_steps + i"
     )

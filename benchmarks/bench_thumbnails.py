@@ -8,7 +8,7 @@ text), which compress far better than photographs; a row of random noise at the 
 Times are medians over ``--repeat`` calls, in this thread, the two kinds alternating:
 
 - ``thumbnail``: ``fluxwidget.images.thumbnail(data, 256)``;
-- ``prepare``: ``fluxwidget.ui.jobs.prepare_image`` — what the panel runs per image (it opens
+- ``prepare``: ``fluxwidget.ui.jobs.make_thumbnail`` — what the panel runs per image (it opens
   the image once for its size, then ``thumbnail`` decodes it again).
 
 Run: .venv/bin/python benchmarks/bench_thumbnails.py [--repeat 31]
@@ -30,10 +30,13 @@ from PIL import Image
 from fluxwidget import images
 from fluxwidget.client import FluxClient
 from fluxwidget.emulator import Emulator
-from fluxwidget.ui.jobs import prepare_image
+from fluxwidget.ui.jobs import make_thumbnail
 
 SIZES = {"landscape_4_3": (1024, 768), "square_hd": (1024, 1024)}
 FORMATS = ("jpeg", "png")
+
+SHORT = os.environ.get("BENCH_SHORT", "") not in ("", "0")
+"""BENCH_SHORT=1: tiny settings, a smoke test (CI runs it so the script cannot rot)."""
 
 
 async def fetch(steps: int) -> dict[str, bytes]:
@@ -85,7 +88,9 @@ def median_ms_pair(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=31, help="timed calls per image and kind")
+    parser.add_argument(
+        "--repeat", type=int, default=3 if SHORT else 31, help="timed calls per image and kind"
+    )
     parser.add_argument(
         "--max-side",
         type=int,
@@ -118,7 +123,7 @@ def main() -> None:
             thumb_px = f"{small.width}x{small.height}"
         t_thumb, t_prep = median_ms_pair(
             partial(images.thumbnail, data, args.max_side),
-            partial(prepare_image, 0, data, None, False),
+            partial(make_thumbnail, data),
             args.repeat,
         )
         total_full += len(data)

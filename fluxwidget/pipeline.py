@@ -119,6 +119,8 @@ class JobPipeline:
         self.on_image = on_image
         self._image_slots = asyncio.Semaphore(image_concurrency)
         self._clock = clock
+        self.handles: dict[str, PipelineHandle] = {}
+        """The handle of each job on its way, by job id (for cancel)."""
 
     def __repr__(self) -> str:
         return f"JobPipeline({self.run_folder!r})"
@@ -184,8 +186,12 @@ class JobPipeline:
             await self._fail(record, exc, final=True)
             raise
         record.request_id = handle.request_id
+        self.handles[record.job_id] = handle
         self._set(record, "queued", "Submitted")
-        return await self._follow(record, handle, timeout=timeout)
+        try:
+            return await self._follow(record, handle, timeout=timeout)
+        finally:
+            self.handles.pop(record.job_id, None)
 
     async def collect(self, record: JobRecord, *, timeout: float | None = None) -> JobRecord:
         """Finish a job that was submitted earlier (resume, ``recover``), by its request id:
@@ -201,12 +207,29 @@ class JobPipeline:
         )
         if record.image_urls and record.state == "fetching":
             return await self._save_from_urls(record)
+        self.handles[record.job_id] = handle
         try:
             return await self._follow(record, handle, timeout=timeout)
         except ResultExpiredError:
             if not record.image_urls:
                 raise
             return await self._save_from_urls(record)
+        finally:
+            self.handles.pop(record.job_id, None)
+
+    async def cancel(self, record: JobRecord) -> str:
+        """Ask the server to cancel a submitted job; returns its answer (``CANCELLATION_REQUESTED``,
+        ``ALREADY_COMPLETED``, ...). A running job may still finish: it is then collected."""
+        handle = self.handles.get(record.job_id)
+        if handle is None:
+            if record.request_id is None:
+                raise ValueError(f"{record.job_id} was never submitted: nothing to cancel")
+            handle = self.client.handle(
+                record.request_id,
+                journal=self.run_folder.journal,
+                journal_fields={"job_id": record.job_id},
+            )
+        return await handle.cancel()
 
     async def _follow(
         self, record: JobRecord, handle: PipelineHandle, *, timeout: float | None
@@ -224,7 +247,7 @@ class JobPipeline:
             raise error from None
         except asyncio.CancelledError:
             await asyncio.shield(self._cancel_quietly(record, handle))
-            self._set(record, "cancelled", "Cancelled")
+            self._set(record, "cancelled", "Stopped; " + record.detail)
             raise
         except JobCancelledError:
             await self.run_folder.log("cancelled", record)
@@ -338,8 +361,10 @@ class JobPipeline:
             outcome = await asyncio.wait_for(handle.cancel(), 5.0)
         except Exception as exc:  # best effort: the job stays collectable
             log.info("cancel of %s failed: %s", record.request_id, type(exc).__name__)
+            record.detail = f"the cancel call failed ({type(exc).__name__})"
         else:
-            record.detail = f"Cancel: {outcome}"
+            record.cancel_answer = outcome
+            record.detail = f"cancel answered {outcome}"
 
     def _set(
         self, record: JobRecord, state: str, detail: str, update: StatusUpdate | None = None

@@ -77,6 +77,7 @@ class JobRecord:
     axes: dict[str, Any] = field(default_factory=dict)
     coords: list[int] | None = None
     detail: str = ""  # the last status line ("Queued — position 3", "Running — step 4/28")
+    cancel_answer: str | None = None  # what the server answered a cancel (CANCELLATION_REQUESTED)
 
     @property
     def done(self) -> bool:

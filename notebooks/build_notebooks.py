@@ -142,8 +142,10 @@ result = await panel.generate()        # same as clicking Generate
 panel.last_result.images[0].url        # every run is kept in panel.results
 ```
 
-More in [exploring.ipynb](exploring.ipynb) (several jobs at once, results side by side and saved
-with their parameters) and [client.ipynb](client.ipynb) (the async client without widgets).
+Every image is saved as it arrives, with its parameters embedded, in a run folder under
+`fluxwidget-runs/` beside the notebook. More in [exploring.ipynb](exploring.ipynb) (one
+parameter at a time, side by side), [sweeps.ipynb](sweeps.ipynb) (X/Y grids of any parameters,
+the cost first, resuming) and [client.ipynb](client.ipynb) (the async client without widgets).
 """
     ),
 ]
@@ -153,9 +155,11 @@ EXPLORING: list[Cell] = [
         """
 # Exploring parameters from cells
 
-Several jobs at once with `asyncio.gather`: the same prompt and seed over a few guidance
-values, then over a few LoRA scales, shown side by side and saved with their parameters. (A
-dedicated sweep feature will follow; this is what the client and the images helpers allow today.)
+One parameter at a time: the same prompt and seed over a few guidance values, a few seeds, a few
+LoRA scales, each shown as a row of labelled images. `sweep()` runs the jobs at once (at most 8
+in flight), saves every image as it arrives with its parameters embedded, and keeps a run folder
+per sweep. [sweeps.ipynb](sweeps.ipynb) goes further: X × Y grids, Prompt S/R, the cost before
+running, resuming.
 """
     ),
     KEY_HELP,
@@ -163,78 +167,84 @@ dedicated sweep feature will follow; this is what the client and the images help
     CLIENT_SETUP,
     code(
         """
-import asyncio
-import tempfile
-from html import escape
 from pathlib import Path
 
-import ipywidgets as widgets
-
-from fluxwidget.images import save_image, thumbnail
+from fluxwidget import sweep
 
 PROMPT = (
     "Extreme close-up of a single tiger eye, direct frontal view. Detailed iris and pupil. "
     'The word "FLUX" is painted over it in big, white brush strokes.'
 )
-BASE = dict(prompt=PROMPT, image_size="square", num_inference_steps=20, seed=1234)  # shared
+BASE = dict(prompt=PROMPT, image_size="square", num_inference_steps=12)  # shared by all jobs
+SEED = 1234  # one seed for every image, so the swept parameter is the only difference
 
-# Saved images go to notebooks/outputs/ (ignored by git) when it can be written, else a temp dir.
-OUT = Path("outputs")
-try:
-    OUT.mkdir(exist_ok=True)
-except OSError:
-    OUT = Path(tempfile.mkdtemp(prefix="fluxwidget-"))
-print("Saving to", OUT.resolve())
-"""
-    ),
-    code(
-        """
-from fluxwidget import FluxLoraInput
-
-
-async def run_side_by_side(label: str, values: list, inputs: list[FluxLoraInput]):
-    \"\"\"Run every input at once; show the first image of each with its value; save them all.\"\"\"
-    results = await asyncio.gather(*(client.generate(request) for request in inputs))
-    tiles = []
-    for value, request, result in zip(values, inputs, results):
-        for index, image in enumerate(result.images):
-            data = await client.download(image)
-            suffix = ".png" if image.content_type == "image/png" else ".jpg"
-            path = OUT / f"{label}-{value}-seed{result.seed}-{index}{suffix}"
-            used = {"input": request.to_payload(), "seed": result.seed, "timings": result.timings}
-            save_image(data, path, used)
-            if index == 0:
-                text = f"<b>{escape(label)} = {escape(str(value))}</b>"
-                caption = widgets.HTML(f"{text}<br><small>{escape(path.name)}</small>")
-                picture = widgets.Image(value=thumbnail(data), format="jpeg")
-                tiles.append(widgets.VBox([picture, caption]))
-    columns = "repeat(auto-fill, minmax(180px, 1fr))"
-    return widgets.GridBox(tiles, layout=widgets.Layout(grid_template_columns=columns))
+# Each sweep gets a run folder under fluxwidget-runs/ beside this notebook (ignored by git).
+RUNS = Path("fluxwidget-runs")
 """
     ),
     md(
         """
 ## Guidance scale
 
-Higher guidance follows the prompt more literally; too high and images get harsh. Four jobs are
-submitted at once and run side by side (the client limits how many requests are in flight).
+Higher guidance follows the prompt more literally; too high and images get harsh. The four jobs
+are submitted at once; the row fills in as the images arrive.
 """
     ),
     code(
         """
-guidance_values = [2.0, 3.5, 5.0, 8.0]
-inputs = [FluxLoraInput(**BASE, guidance_scale=g) for g in guidance_values]
-await run_side_by_side("guidance_scale", guidance_values, inputs)
+guidance = await sweep(
+    BASE, x="guidance_scale=2,3.5,5,8", seed=SEED, client=client, out=RUNS / "exploring-guidance"
+)
+guidance.progress().describe()
 """
     ),
     md(
         """
-### The same, in the panel's image grid
+## Seeds
 
-`panel.generate(**params)` sets the controls and starts a job at once, so `asyncio.gather` over
-it runs the jobs side by side: each gets its own status row, and the images land in the panel's
-grid with a caption, full-size view, **Save** (with metadata) and a history entry that restores
-its parameters.
+A seed is a parameter like any other: `seed=1-4` (range syntax: 1, 2, 3, 4) shows four
+variations of the same input. Click a cell for its full parameters and request id.
+"""
+    ),
+    code(
+        """
+seeds = await sweep(BASE, x="seed=1-4", guidance_scale=3.5, client=client,
+                    out=RUNS / "exploring-seeds")
+[(row["seed"], row["state"]) for row in seeds.to_records()]
+"""
+    ),
+    md(
+        """
+## LoRA scale
+
+A LoRA's `scale` sets how strongly it applies; `loras[0].scale` sweeps the first LoRA of the
+base input. On fal, set `FLUXWIDGET_DEMO_LORA` to the URL of a FLUX LoRA (`.safetensors`) before
+starting Jupyter; on the emulator any path works, and the placeholder shows the LoRA and its
+scale.
+"""
+    ),
+    code(
+        """
+LORA_PATH = os.environ.get("FLUXWIDGET_DEMO_LORA", "")  # e.g. a .safetensors URL
+if not LORA_PATH and not USING_FAL:
+    LORA_PATH = "https://example.com/loras/watercolor.safetensors"  # the emulator accepts any
+
+if LORA_PATH:
+    lora = await sweep(
+        BASE, x="loras[0].scale=0.4-1.2 [3]", loras=[{"path": LORA_PATH, "scale": 1.0}],
+        seed=SEED, client=client, out=RUNS / "exploring-lora",
+    )
+    print(lora.progress().describe())
+else:
+    print("Set FLUXWIDGET_DEMO_LORA to a LoRA URL to run this sweep on fal.")
+"""
+    ),
+    md(
+        """
+## One job in the panel
+
+The panel runs on the same job pipeline: its images are saved the same way. Continue from any
+image: `panel.set(...)` takes the parameters a sweep recorded.
 """
     ),
     code(
@@ -242,56 +252,286 @@ its parameters.
 from fluxwidget import FluxPanel
 
 panel = FluxPanel(client=client)
-panel.set(**BASE)
+best = guidance.to_records()[1]  # guidance 3.5
+panel.set(**best["input"])
 panel
 """
     ),
     code(
         """
-outputs = await asyncio.gather(*(panel.generate(guidance_scale=g) for g in guidance_values))
-[(run.params.guidance_scale, run.output.seed) for run in panel.runs]
-"""
-    ),
-    md(
-        """
-## LoRA scale
-
-A LoRA's `scale` sets how strongly it applies. On fal, set `FLUXWIDGET_DEMO_LORA` to the URL of a
-FLUX LoRA (`.safetensors`) before starting Jupyter; on the emulator any path works, and the
-placeholder shows the LoRA and its scale.
-"""
-    ),
-    code(
-        """
-from fluxwidget import LoraWeight
-
-LORA_PATH = os.environ.get("FLUXWIDGET_DEMO_LORA", "")  # e.g. a .safetensors URL
-if not LORA_PATH and not USING_FAL:
-    LORA_PATH = "https://example.com/loras/watercolor.safetensors"  # the emulator accepts any
-
-if LORA_PATH:
-    scales = [0.4, 0.8, 1.2]
-    inputs = [FluxLoraInput(**BASE, loras=[LoraWeight(path=LORA_PATH, scale=s)]) for s in scales]
-    display(await run_side_by_side("lora_scale", scales, inputs))
-else:
-    print("Set FLUXWIDGET_DEMO_LORA to a LoRA URL to run this sweep on fal.")
+await panel.generate()
+panel.last_result.seed, panel.last_result.images[0].width
 """
     ),
     md(
         """
 ## What was saved
 
-Each image carries its parameters twice: inside the file (a PNG text chunk or a JPEG comment) and
-in a JSON sidecar beside it, so any image can be made again.
+Nothing needs saving by hand. Each run folder holds every image (named `<cell>-<index>.jpg`,
+never overwritten), `manifest.json` (one row per job: full input, seed actually used, request id,
+timings, NSFW flag, files), `journal.jsonl` (every request id, written before anything waits on
+it) and the exported `grid.jpg` and `report.html`. Every image also carries its record inside the
+file (a JPEG comment or PNG text chunk), so one image alone is enough to make it again:
 """
     ),
     code(
         """
 import json
 
-saved = sorted(OUT.glob("*.json"))
-print(len(saved), "images with parameters in", OUT)
-print(json.dumps(json.loads(saved[0].read_text()), indent=2)[:600])
+from fluxwidget.images import read_metadata
+
+print(guidance.folder)
+print(sorted(path.name for path in guidance.folder.iterdir()))
+
+manifest = json.loads((guidance.folder / "manifest.json").read_text())
+print(manifest["kind"], "with", len(manifest["jobs"]), "jobs:",
+      [(job["axes"], job["seed"], job["state"]) for job in manifest["jobs"]])
+
+first = guidance.folder / manifest["jobs"][0]["images"][0]["file"]
+record = read_metadata(first)
+print(json.dumps({k: record[k] for k in ("job_id", "request_id", "seed", "axes", "input")},
+                 indent=1)[:700])
+"""
+    ),
+    code(
+        """
+await client.aclose()
+"""
+    ),
+]
+
+SWEEPS: list[Cell] = [
+    md(
+        """
+# Sweeps: X/Y grids, Prompt S/R, resuming
+
+`sweep()` runs one input over up to three axes (X columns, Y rows, Z one grid per value), as
+Automatic1111's X/Y/Z plot does, but on fal's queue: every cell is validated before anything is
+sent, the cost is estimated first, at most 8 cells are in flight, every image is saved as it
+arrives, and a sweep that stopped midway (Ctrl-C, a crash, a kernel restart) resumes without
+paying twice.
+"""
+    ),
+    KEY_HELP,
+    ASK_FOR_KEY,
+    CLIENT_SETUP,
+    code(
+        """
+from pathlib import Path
+
+from fluxwidget import sweep
+
+# Every sweep below writes a run folder under fluxwidget-runs/ beside this notebook (ignored by
+# git). Without out=..., sweep() makes a new dated folder under $FLUXWIDGET_RUNS or
+# ./fluxwidget-runs.
+RUNS = Path("fluxwidget-runs")
+
+LORA_PATH = os.environ.get("FLUXWIDGET_DEMO_LORA", "")  # on fal: a FLUX LoRA .safetensors URL
+if not LORA_PATH and not USING_FAL:
+    LORA_PATH = "https://example.com/loras/watercolor.safetensors"  # the emulator accepts any
+
+BASE = dict(prompt="a red fox in fresh snow, watercolor", image_size="square",
+            num_inference_steps=12)
+if LORA_PATH:
+    BASE["loras"] = [{"path": LORA_PATH, "scale": 1.0}]
+    X = "loras[0].scale=0.4-1.2 [3]"  # three evenly spaced scales: 0.4, 0.8, 1.2
+else:  # on fal without a LoRA: sweep the step count instead
+    X = "num_inference_steps=8,16,28"
+Y = "guidance_scale=2,3.5,5"
+"""
+    ),
+    md(
+        """
+## The cost before running
+
+An axis is `field=values`: a list (`2,3.5,5`), a range (`1-5`, `1-5 (+2)`) or a count of evenly
+spaced values (`0.4-1.2 [3]`). `plan_sweep` expands the axes into cells and validates every one
+(nothing is sent); `estimate_cost` prices them as fal bills: images × megapixels (rounded up per
+image) × the price per megapixel. `sweep()` does the same before it starts, with fal's own price
+when a key is set, and waits for `confirm=True` above $1.
+"""
+    ),
+    code(
+        """
+from fluxwidget.sweep import estimate_cost, plan_sweep
+
+plan = plan_sweep(BASE, x=X, y=Y)
+print(len(plan.cells), "cells, for example:", plan.cells[4].axis_values)
+print(estimate_cost(plan.inputs).describe())
+"""
+    ),
+    md(
+        """
+A mistake in any cell is caught before a single request, named by its axis values:
+"""
+    ),
+    code(
+        """
+from fluxwidget.sweep import SweepError
+
+try:
+    plan_sweep(BASE, x=X, y="guidance_scale=2,40")
+except SweepError as error:
+    print(error)
+"""
+    ),
+    md(
+        """
+## A 3 × 3 sweep, live
+
+`await sweep(...)` shows the grid at once and fills each cell as its image arrives (state,
+queue position and step while it runs). Row and column labels are the axis values; click a cell
+for its full parameters, seed, request id and timings, and **Open in panel** to continue from it.
+The seed is fixed (`seed=7`) so the cells differ only by the swept values (`seed_mode="per_cell"`
+draws one per cell).
+"""
+    ),
+    code(
+        """
+fox = await sweep(BASE, x=X, y=Y, seed=7, client=client, out=RUNS / "fox-grid")
+"""
+    ),
+    code(
+        """
+print(fox.progress().describe())
+print("estimated:", fox.estimate.describe())
+print("billed units reported by the server:", fox.runner.billed_units())
+"""
+    ),
+    md(
+        """
+## The exported grid and report
+
+When a sweep ends, a labelled grid image (`grid.jpg`, one per Z value) and a self-contained HTML
+report (every cell's thumbnail with its parameters) are written into its run folder, ready to
+share.
+"""
+    ),
+    code(
+        """
+from IPython.display import FileLink, Image, display
+
+grid_file = next(path for path in fox.exported if path.suffix == ".jpg")
+report_file = next(path for path in fox.exported if path.suffix == ".html")
+display(Image(filename=str(grid_file), width=480))
+FileLink(str(report_file), result_html_prefix="HTML report: ")
+"""
+    ),
+    md(
+        """
+## The sweep as a table
+
+`to_records()` gives one dict per cell (axis values, state, seed, request id, files, timings,
+billed units, full input); `to_pandas()` makes it a DataFrame when pandas is installed.
+"""
+    ),
+    code(
+        """
+COLUMNS = ["cell", *(f"axis:{axis.field}" for axis in fox.plan.axes if axis), "seed", "state",
+           "billable_units", "files"]
+try:
+    table = fox.to_pandas()[COLUMNS]
+except ImportError:  # pandas is optional: the same rows as dicts
+    table = [{column: row[column] for column in COLUMNS} for row in fox.to_records()]
+table
+"""
+    ),
+    md(
+        """
+## Prompt S/R
+
+The Prompt S/R axis (`prompt_sr`) searches the prompt for its first value and replaces it with
+each value in turn — here one row of three animals. With a Y axis as well it makes a grid of
+prompts × any parameter.
+"""
+    ),
+    code(
+        """
+animals = await sweep(
+    "a portrait of a tiger in fresh snow, watercolor",
+    x="prompt_sr=tiger,lion,snow owl",
+    image_size="square",
+    num_inference_steps=12,
+    seed=7,
+    client=client,
+    out=RUNS / "animals",
+)
+[row["input"]["prompt"] for row in animals.to_records()]
+"""
+    ),
+    md(
+        """
+## Resuming after a kernel restart
+
+A sweep's state lives in its run folder, not in the kernel. Run the same sweep on the same
+folder again — after a kernel restart, a crash, Ctrl-C — and it resumes: done cells are skipped,
+cells that were submitted are collected by their request id, only cells never sent are
+submitted. Nothing is paid twice. (A *different* sweep on the same folder is refused, so two
+definitions never mix.)
+
+Here the sweep above is run again on its folder, as it would be after a restart: it finds every
+cell done and submits nothing.
+"""
+    ),
+    code(
+        """
+import json
+
+
+def submitted(folder):
+    \"\"\"The request ids in a run folder's journal (one per submit the server accepted).\"\"\"
+    events = [json.loads(line) for line in (folder / "journal.jsonl").read_text().splitlines()]
+    return [event["request_id"] for event in events if event["event"] == "submitted"]
+
+before = submitted(fox.folder)
+again = await sweep(BASE, x=X, y=Y, seed=7, client=client, out=RUNS / "fox-grid")
+after = submitted(again.folder)
+print(again.progress().describe())
+print(f"submits: {len(before)} before, {len(after)} after -> {len(after) - len(before)} new")
+assert after == before and again.progress().done == len(plan.cells)
+"""
+    ),
+    md(
+        """
+## The run folder, and the same sweep from a shell
+
+A run folder holds:
+
+- `manifest.json`: the sweep's definition and one row per cell (axis values, full input,
+  request id, seed used, timings, state, files, NSFW flag, billed units), rewritten atomically as
+  cells change;
+- `journal.jsonl`: every job event, appended and fsynced — each request id is on disk before
+  anything waits on it;
+- the images, `<cell>-<index>.jpg`, each with its record embedded (read it back with
+  `fluxwidget.images.read_metadata`);
+- `grid.jpg` and `report.html`.
+
+The shell runs the same sweeps on the same folders: `python -m fluxwidget sweep "prompt" --axis
+"loras[0].scale=0.4-1.2 [3]" --axis guidance_scale=2,3.5,5 --lora PATH:1.0 --seed 7 --out DIR`
+(with a progress bar; `--dry-run` prints the cells and the cost; the same command again resumes),
+and `python -m fluxwidget recover DIR` collects any submitted cell whose images are not on disk.
+Pointed at the folder of the sweep above, the shell finds nothing left to do:
+"""
+    ),
+    code(
+        """
+import subprocess
+import sys
+
+shell_sweep = [
+    sys.executable, "-m", "fluxwidget", "sweep", BASE["prompt"], "--image-size", "square",
+    "--steps", str(BASE["num_inference_steps"]), "--axis", X, "--axis", Y, "--seed", "7",
+    "--quiet", "--out", str(fox.folder),
+]
+if LORA_PATH:
+    shell_sweep += ["--lora", f"{LORA_PATH}:1.0"]
+if not USING_FAL:
+    shell_sweep.append("--emulator")  # the shell's own emulator; the cells are all done anyway
+for command in (shell_sweep, [sys.executable, "-m", "fluxwidget", "recover", str(fox.folder)]):
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    print("$ python", " ".join(command[1:4]), "...  -> exit", done.returncode)
+    print(done.stderr.strip(), done.stdout.strip(), sep="\\n")
+print("submits after the shell:", len(submitted(fox.folder)))
 """
     ),
     code(
@@ -364,7 +604,7 @@ request = FluxLoraInput(
 wide = await client.generate(request)
 print([(im.width, im.height) for im in wide.images])
 
-try:  # "square pro" is not a preset: refused before anything is sent
+try:  # a typo such as "square pro" is not a preset: refused, with the list
     validate_input(prompt="a paper crane", image_size="square pro")
 except InputError as error:
     print("Refused before sending:", error)
@@ -494,6 +734,7 @@ await client.aclose()
 NOTEBOOKS: dict[str, list[Cell]] = {
     "quickstart": QUICKSTART,
     "exploring": EXPLORING,
+    "sweeps": SWEEPS,
     "client": CLIENT,
 }
 

@@ -21,7 +21,7 @@ from nbclient import NotebookClient
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
-EXPECTED_NOTEBOOKS = {"quickstart.ipynb", "exploring.ipynb", "client.ipynb"}
+EXPECTED_NOTEBOOKS = {"quickstart.ipynb", "exploring.ipynb", "sweeps.ipynb", "client.ipynb"}
 
 KEY_VARIABLES = ("FAL_KEY", "FAL_KEY_ID", "FAL_KEY_SECRET")
 CELL_TIMEOUT = 120
@@ -47,6 +47,25 @@ class Executed:
         """The executed notebook as saved, JSON text (outputs and widget state included)."""
         return nbformat.writes(self.notebook)
 
+    def outputs(self) -> list[tuple[int, nbformat.NotebookNode]]:
+        """Every output of every code cell, with the cell's index."""
+        return [
+            (index, output)
+            for index, cell in enumerate(self.notebook.cells)
+            if cell.cell_type == "code"
+            for output in cell.outputs
+        ]
+
+    def printed(self) -> str:
+        """All text the cells printed or returned (streams and ``text/plain`` results)."""
+        parts = []
+        for _index, output in self.outputs():
+            if output.output_type == "stream":
+                parts.append(output.text)
+            elif output.output_type in ("execute_result", "display_data"):
+                parts.append(str(output.data.get("text/plain", "")))
+        return "\n".join(parts)
+
     def widget_state(self) -> dict[str, object]:
         widgets = self.notebook.metadata.get("widgets", {})
         state = widgets.get(WIDGET_STATE_MIME, {}).get("state", {})
@@ -55,9 +74,14 @@ class Executed:
 
 def kernel_environment(workdir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The kernel's environment: no fal key (so: the emulator) unless ``extra`` sets one, IPython
-    state kept in workdir."""
+    state kept in workdir, runs saved under ``workdir/fluxwidget-runs`` (the kernel's cwd)."""
     env = {k: v for k, v in os.environ.items() if k not in KEY_VARIABLES}
-    for name in ("FLUXWIDGET_BASE_URL", "FLUXWIDGET_AUTH_SCHEME", "JUPYTER_PATH"):
+    for name in (
+        "FLUXWIDGET_BASE_URL",
+        "FLUXWIDGET_AUTH_SCHEME",
+        "FLUXWIDGET_RUNS",
+        "JUPYTER_PATH",
+    ):
         env.pop(name, None)
     ipython = workdir / ".ipython"
     ipython.mkdir(exist_ok=True)

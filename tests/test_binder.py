@@ -120,7 +120,6 @@ def test_binder_files() -> None:
         assert "set -e" in post_build.read_text()
 
 
-@pytest.mark.timeout(INSTALL_TIMEOUT + 60)
 def _name(requirement: str) -> str:
     """The normalised project name of a requirement line (PEP 503)."""
     match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement.strip())
@@ -142,6 +141,7 @@ def test_every_runtime_dependency_is_pinned_for_binder() -> None:
     assert not wanted - pinned, f"pin these in binder/requirements.txt: {sorted(wanted - pinned)}"
 
 
+@pytest.mark.timeout(INSTALL_TIMEOUT + 60)  # the first user of binder_python builds it
 def test_binder_environment_has_the_package(binder_python: str) -> None:
     probe = subprocess.run(
         [

@@ -1,23 +1,32 @@
 """The notebooks: committed clean, in step with their source, and runnable top to bottom.
 
 They run with no fal key (so on the built-in emulator), in this venv's kernel, with widget state
-stored as nbclient does by default; the saved result must not contain the key the run used.
+stored as nbclient does by default; the saved result must not contain the key the run used. Each
+notebook is executed once per module; the notebook-specific tests read what that run left behind
+(its outputs and the run folders it wrote under its working directory).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
 import pytest
+from PIL import Image
+
+from fluxwidget.images import read_metadata
 
 try:  # tests/ is on sys.path in pytest's default import mode; a package layout also works
     from notebook_exec import (
         EXPECTED_NOTEBOOKS,
         NOTEBOOKS,
         NOTEBOOKS_DIR,
+        Executed,
         assert_no_key_material,
         execute_notebook,
     )
@@ -26,6 +35,7 @@ except ImportError:  # pragma: no cover
         EXPECTED_NOTEBOOKS,
         NOTEBOOKS,
         NOTEBOOKS_DIR,
+        Executed,
         assert_no_key_material,
         execute_notebook,
     )
@@ -59,14 +69,178 @@ def test_notebooks_match_their_source() -> None:
     assert check.returncode == 0, check.stderr + "\nrun: python notebooks/build_notebooks.py"
 
 
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Executed]:
+    """Run a notebook (by file name) once for this module, in its own working directory."""
+    runs: dict[str, Executed] = {}
+
+    def run(name: str) -> Executed:
+        if name not in runs:
+            path = NOTEBOOKS_DIR / name
+            runs[name] = execute_notebook(path, tmp_path_factory.mktemp(path.stem))
+        return runs[name]
+
+    return run
+
+
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=notebook_ids)
-def test_runs_top_to_bottom_on_the_emulator(path: Path, tmp_path: Path) -> None:
-    executed = execute_notebook(path, tmp_path / path.stem)
-    assert_no_key_material(executed)
+def test_runs_top_to_bottom_on_the_emulator(
+    path: Path, executed: Callable[[str], Executed]
+) -> None:
+    result = executed(path.name)
+    assert_no_key_material(result)
     if path.name == "quickstart.ipynb":
         # The panel was displayed and its state saved: the key check above looked at it.
-        assert executed.widget_state(), "the quickstart saved no widget state"
+        assert result.widget_state(), "the quickstart saved no widget state"
+
+
+def _manifest(folder: Path) -> dict[str, object]:
+    data = json.loads((folder / "manifest.json").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def _submitted(folder: Path) -> list[str]:
+    """Request ids of the submits the server accepted, from the run folder's journal."""
+    lines = (folder / "journal.jsonl").read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    return [str(event["request_id"]) for event in events if event["event"] == "submitted"]
+
+
+def _assert_sweep_folder(folder: Path, cells: int) -> list[dict[str, object]]:
+    """Every cell done, each image on disk with its record embedded, each cell submitted once;
+    returns the manifest's jobs."""
+    manifest = _manifest(folder)
+    assert manifest["kind"] == "sweep"
+    jobs = manifest["jobs"]
+    assert isinstance(jobs, list)
+    assert len(jobs) == cells
+    assert [job["state"] for job in jobs] == ["done"] * cells
+    request_ids = [job["request_id"] for job in jobs]
+    assert len(set(request_ids)) == cells
+    assert all(request_ids)
+    # one accepted submit per cell, whatever ran on the folder afterwards (a resume, the shell)
+    assert sorted(_submitted(folder)) == sorted(request_ids)
+    images = sorted(path.name for path in folder.glob("c*.jpg"))
+    assert images == [f"c{index:04d}-0.jpg" for index in range(cells)]
+    for job in jobs:
+        (image,) = job["images"]
+        record = read_metadata(folder / image["file"])
+        assert record is not None, f"no record embedded in {image['file']}"
+        assert record["request_id"] == job["request_id"]
+        assert record["axes"] == job["axes"]
+        assert record["seed"] == job["seed"]
+        assert record["emulator"] is True
+    assert not list(folder.glob("*.json"))[1:], "only manifest.json: no sidecar files"
+    return jobs
+
+
+def _results_of(result: Executed, source: str) -> list[dict[str, str]]:
+    """The ``execute_result`` data of the code cell whose source contains `source`."""
+    (cell,) = [c for c in result.notebook.cells if c.cell_type == "code" and source in c.source]
+    return [dict(out.data) for out in cell.outputs if out.output_type == "execute_result"]
+
+
+def _sweep_grids(result: Executed) -> list[dict[str, object]]:
+    """The saved state of each sweep grid widget the notebook displayed."""
+    grids = []
+    for model in result.widget_state().values():
+        assert isinstance(model, dict)
+        state = model.get("state", {})
+        if state.get("_anywidget_id") == "fluxwidget.ui.sweep_grid.SweepGrid":
+            grids.append(state)
+    return grids
+
+
+@pytest.mark.timeout(300)
+def test_sweeps_notebook_leaves_a_complete_run_folder(executed: Callable[[str], Executed]) -> None:
+    result = executed("sweeps.ipynb")
+    runs = result.workdir / "fluxwidget-runs"
+    assert sorted(path.name for path in runs.iterdir()) == ["animals", "fox-grid"]
+
+    fox = runs / "fox-grid"
+    jobs = _assert_sweep_folder(fox, 9)
+    scales = sorted({job["axes"]["loras[0].scale"] for job in jobs})
+    guidance = sorted({job["axes"]["guidance_scale"] for job in jobs})
+    assert (scales, guidance) == ([0.4, 0.8, 1.2], [2.0, 3.5, 5.0])
+    assert {job["seed"] for job in jobs} == {7}
+    with Image.open(fox / "grid.jpg") as grid:
+        assert grid.format == "JPEG"
+        assert grid.width > 3 * 64
+        assert grid.height > 3 * 64
+    report = (fox / "report.html").read_text()
+    assert report.count("<img") >= 9
+
+    animals = _assert_sweep_folder(runs / "animals", 3)
+    assert [job["input"]["prompt"] for job in animals] == [
+        "a portrait of a tiger in fresh snow, watercolor",
+        "a portrait of a lion in fresh snow, watercolor",
+        "a portrait of a snow owl in fresh snow, watercolor",
+    ]
+
+
+@pytest.mark.timeout(300)
+def test_sweeps_notebook_shows_cost_grid_table_and_resume(
+    executed: Callable[[str], Executed],
+) -> None:
+    result = executed("sweeps.ipynb")
+    text = result.printed()
+    # the dry estimate, and a bad cell refused before anything was sent
+    assert "9 cells × 1 image · 9 MP · ≈ $0.32 (estimate" in text
+    assert "3 of 6 sweep cells are invalid; nothing was sent" in text
+    assert "guidance_scale=40" in text
+    # the exported grid is shown: the very bytes of the run folder's grid.jpg
+    grid = (result.workdir / "fluxwidget-runs" / "fox-grid" / "grid.jpg").read_bytes()
+    shown = [
+        base64.b64decode(output.data["image/jpeg"])
+        for _index, output in result.outputs()
+        if "image/jpeg" in output.get("data", {})
+    ]
+    assert shown == [grid]
+    html = "\n".join(
+        str(output.get("data", {}).get("text/html", "")) for _i, output in result.outputs()
+    )
+    assert "report.html" in html
+    assert "<a href=" in html
+    # the table: one row per cell with its axis values, seed and state
+    (table,) = _results_of(result, "to_pandas()")
+    if "text/html" in table:  # pandas installed: a DataFrame, one row per cell
+        assert table["text/html"].count("<td>done</td>") == 9
+    else:
+        assert table["text/plain"].count("'state': 'done'") == 9
+    assert "axis:loras[0].scale" in text
+    assert "axis:guidance_scale" in text
+    # the same sweep again, and the shell on its folder: nothing submitted
+    assert "submits: 9 before, 9 after -> 0 new" in text
+    assert "nothing to recover" in text
+    assert "submits after the shell: 9" in text
+    # each awaited sweep displayed one live grid with its axes as labels
+    grids = _sweep_grids(result)
+    assert len(grids) == 3
+    labels = [(grid["axes"]["x_label"], grid["axes"]["y_label"]) for grid in grids]
+    assert labels.count(("loras[0].scale", "guidance_scale")) == 2
+    assert ("prompt_sr", "") in labels
+
+
+@pytest.mark.timeout(300)
+def test_exploring_notebook_saves_through_the_pipeline(
+    executed: Callable[[str], Executed],
+) -> None:
+    result = executed("exploring.ipynb")
+    runs = result.workdir / "fluxwidget-runs"
+    guidance = _assert_sweep_folder(runs / "exploring-guidance", 4)
+    assert [job["axes"]["guidance_scale"] for job in guidance] == [2.0, 3.5, 5.0, 8.0]
+    seeds = _assert_sweep_folder(runs / "exploring-seeds", 4)
+    assert [job["seed"] for job in seeds] == [1, 2, 3, 4]
+    lora = _assert_sweep_folder(runs / "exploring-lora", 3)
+    assert [job["input"]["loras"][0]["scale"] for job in lora] == [0.4, 0.8, 1.2]
+    # nothing saved by hand: no outputs/ folder, no sidecars anywhere
+    assert not (result.workdir / "outputs").exists()
+    assert {path.name for path in runs.rglob("*.json")} == {"manifest.json"}
+    text = result.printed()
+    assert "'request_id'" in text or '"request_id"' in text
+    assert guidance[0]["request_id"] in text  # read back from the image file itself
 
 
 def test_quickstart_with_a_key_saves_no_key(tmp_path: Path) -> None:

@@ -154,3 +154,43 @@ async def test_the_panels_sweep_form_plans_prices_and_runs(fast: Emulator, tmp_p
     assert run.progress().done == 6
     assert form.output.children[0].children[-1].entry_count == 6
     await client.aclose()
+
+
+async def test_the_panel_saves_every_image_and_hosts_the_sweep_form(
+    fast: Emulator, tmp_path: Path
+) -> None:
+    from fluxwidget.images import read_metadata
+    from fluxwidget.ui import FluxPanel
+
+    client = FluxClient(api_key=fast.api_key, base_url=fast.url)
+    panel = FluxPanel(client, runs_root=tmp_path / "runs")
+    panel.set(prompt="a tiger eye", image_size="square", num_images=2, seed=9)
+    await panel.generate()
+    folder = panel.runs_folder
+    assert folder is not None
+    assert folder.path.parent == tmp_path / "runs"
+    (job,) = folder.records()
+    assert job.state == "done"
+    for image in job.images:
+        embedded = read_metadata(folder.path / image.file)
+        assert embedded is not None
+        assert embedded["seed"] == 9
+        assert embedded["request_id"] == job.request_id
+    assert panel.sweep_form is None  # built when the tab opens: the empty panel stays light
+    panel.tabs.selected_index = 1
+    form = panel.sweep_form
+    assert form is not None
+    assert panel.sweep_tab.children == (form.widget,)
+    form.fields[0].value = "seed"
+    form.values[0].value = "1-3"
+    run = form.start()
+    assert run is not None
+    await run
+    assert run.progress().done == 3
+    view_grid = form.output.children[0].children[-1]
+    cell = run.plan.cells[2]
+    view_grid._open(cell.id)  # "Open in panel" from the grid
+    assert panel.tabs.selected_index == 0
+    assert panel.params.seed == 3
+    panel.close()
+    await client.aclose()

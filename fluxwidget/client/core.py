@@ -68,10 +68,11 @@ class FluxClient:
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         max_concurrency: int = 8,
-        max_streams: int = 4,
+        max_streams: int = 32,
         use_sse: bool = True,
         poll_interval: float = 0.25,
-        max_poll_interval: float = 2.0,
+        max_poll_interval: float = 0.5,
+        max_queue_poll_interval: float = 30.0,
         retry: RetryPolicy | None = None,
         limits: Limits | None = None,
         journal: Journal | str | Path | bool | None = None,
@@ -90,6 +91,7 @@ class FluxClient:
         self.use_sse = use_sse
         self.poll_interval = poll_interval
         self.max_poll_interval = max_poll_interval
+        self.max_queue_poll_interval = max_queue_poll_interval
         if journal is False:
             self.journal: Journal | None = None
         elif isinstance(journal, Journal):
@@ -109,6 +111,7 @@ class FluxClient:
             "use_sse": use_sse,
             "poll_interval": poll_interval,
             "max_poll_interval": max_poll_interval,
+            "max_queue_poll_interval": max_queue_poll_interval,
             "retry": retry or RetryPolicy(),
             "limits": limits or Limits(),
             "journal": self.journal if self.journal is not None else False,
@@ -168,8 +171,11 @@ class FluxClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connections this client opened on the running loop."""
+        """Close the connections this client opened on the running loop (and wait for the
+        journal's background writes)."""
         await self._http.aclose()
+        if Journal.has_unwritten():
+            await asyncio.to_thread(Journal.flush)
 
     # --- what handles use (`ClientPort`) ----------------------------------------------------
 
@@ -201,8 +207,17 @@ class FluxClient:
         return self._redactor.text(text)
 
     async def record(self, event: str, request_id: str, **fields: Any) -> None:
-        """Append an event to the journal (when there is one)."""
-        if self.journal is not None:
+        """Append an event to the journal (when there is one).
+
+        ``completed`` is written in the background (`Journal.append_soon`), off the path to the
+        result: lost in a crash, it only leaves the job pending, and recovery fetches it again.
+        Every other event is durable before this returns.
+        """
+        if self.journal is None:
+            return
+        if event == "completed":
+            self.journal.append_soon(event, request_id, **fields)
+        else:
             await asyncio.to_thread(self.journal.append, event, request_id, **fields)
 
     # --- the protocol ---------------------------------------------------------------------

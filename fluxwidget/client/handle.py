@@ -7,6 +7,7 @@ journal and the polling settings), so it can be driven by any client that offers
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import json
 import logging
@@ -33,6 +34,7 @@ from ..errors import (
 from ..journal import Journal
 from ..schema import FluxLoraInput, FluxLoraOutput
 from .responses import parse_result, read_object
+from .scheduling import StreamSlot, poll_delay
 from .sse import KEEPALIVE
 from .status import Completed, InProgress, Queued, StatusUpdate, parse_status
 from .transport import Transport
@@ -60,6 +62,9 @@ class ClientPort(Protocol):
 
     @property
     def max_poll_interval(self) -> float: ...
+
+    @property
+    def max_queue_poll_interval(self) -> float: ...
 
     def error_for(
         self, response: httpx.Response, *, request_id: str | None = None, completed: bool = False
@@ -93,6 +98,57 @@ _TRANSIENT = (
     TransportError,
     ProtocolError,
 )
+
+
+_END = object()
+"""`_next_event`: the stream ended."""
+_PREEMPTED = object()
+"""`_next_event`: a job with a better claim took the stream slot."""
+_DRAIN_SECONDS = 0.02
+"""How long the rest of a stream after COMPLETED may take to arrive (it normally comes with the
+event): past that the connection is closed rather than kept for the result call."""
+
+
+async def _next_event(events: AsyncIterator[str | None], slot: StreamSlot) -> object:
+    """The next event's data (or `KEEPALIVE`), `_END`, or `_PREEMPTED` — a running job's slot is
+    never taken, so only a queued job's read also watches for that."""
+    if slot.running:
+        try:
+            return await anext(events)
+        except StopAsyncIteration:
+            return _END
+    read: asyncio.Future[str | None] = asyncio.ensure_future(anext(events))
+    watched: set[asyncio.Future[Any]] = {read, slot.preempted}
+    try:
+        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        await _abandon(read)
+        raise
+    if read.done():
+        try:
+            return read.result()
+        except StopAsyncIteration:
+            return _END
+    await _abandon(read)
+    return _PREEMPTED
+
+
+async def _abandon(read: asyncio.Future[Any]) -> None:
+    read.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await read
+
+
+async def _drain(events: AsyncIterator[str | None]) -> None:
+    """Read what is left of a stream, briefly; a stream read to its end leaves its connection
+    in the pool."""
+
+    async def rest() -> None:
+        async for _data in events:
+            pass
+
+    with contextlib.suppress(asyncio.TimeoutError, Exception):
+        await asyncio.wait_for(rest(), _DRAIN_SECONDS)
 
 
 def _fingerprint(update: StatusUpdate) -> tuple[Any, ...]:
@@ -133,6 +189,7 @@ class RequestHandle:
         self.cancel_url = cancel_url
         self.input = input
         self.completed: Completed | None = None
+        self._last: StatusUpdate | None = None
         self.billable_units: float | None = None
         """``x-fal-billable-units`` of the result reply, when the server sent it."""
         self._cancel_requested = False
@@ -142,10 +199,17 @@ class RequestHandle:
         return f"RequestHandle({self.request_id!r}, {state})"
 
     async def record(self, event: str, **fields: Any) -> None:
-        """Append an event about this request to its journal (fsynced, in a thread)."""
+        """Append an event about this request to its journal (fsynced, in a thread).
+
+        ``completed`` is written in the background (`Journal.append_soon`), off the path to the
+        result: lost in a crash, it only leaves the job pending, and recovery fetches it again.
+        """
         if self._journal is not None:
             merged = {**self._journal_fields, **fields}
-            await asyncio.to_thread(self._journal.append, event, self.request_id, **merged)
+            if event == "completed":
+                self._journal.append_soon(event, self.request_id, **merged)
+            else:
+                await asyncio.to_thread(self._journal.append, event, self.request_id, **merged)
 
     def _error(self, response: httpx.Response) -> FalError:
         return self._client.error_for(
@@ -183,78 +247,127 @@ class RequestHandle:
             raise
         return self._parse(body, "status")
 
-    async def _stream(self, logs: bool) -> AsyncIterator[StatusUpdate]:
-        """Updates from the SSE stream. Yields nothing when every stream slot is taken; raises
-        `_StreamUnusable` when the server will not stream (the caller then only polls).
+    def _observe(self, update: StatusUpdate, slot: StreamSlot | None = None) -> None:
+        """Remember where the job stands (stream priority, polling by queue position)."""
+        self._last = update
+        pace = self._client.http.queue_pace
+        position = update.position if isinstance(update, Queued) else None
+        if position is not None:
+            pace.observe(self.request_id, position)
+        else:
+            pace.forget(self.request_id)
+        if slot is not None:
+            slot.seen(running=not isinstance(update, Queued), position=position)
+
+    def _stream_slot(self) -> StreamSlot | None:
+        last = self._last
+        if isinstance(last, Queued):
+            return self._client.http.stream_slot(running=False, position=last.position)
+        return self._client.http.stream_slot(running=last is not None)
+
+    async def _stream(self, logs: bool, slot: StreamSlot) -> AsyncIterator[StatusUpdate]:
+        """Updates from the SSE stream held in `slot`; ends without `Completed` when a job with a
+        better claim took the slot (the caller polls); raises `_StreamUnusable` when the server
+        will not stream (the caller then only polls).
 
         While the stream brings keep-alives but no status event, a status call checks the job
         every `Limits.status_check_interval` seconds (a finished job is noticed then, not only
-        when the server closes the stream).
+        when the server closes the stream). After COMPLETED the rest of the stream is read, so
+        its connection goes back to the pool warm and the result call reuses it.
         """
         params = {"logs": "1" if logs else "0"}
         http = self._client.http
         check_every = http.limits.status_check_interval
-        async with http.stream(f"{self.status_url}/stream", params=params) as source:
-            if source is None:
-                return
+        final: Completed | None = None
+        async with http.stream(f"{self.status_url}/stream", params=params, slot=slot) as source:
+            assert source is not None  # a slot was given
             code = source.response.status_code
             if code in (401, 403):
                 raise self._error(await http.read_error_body(source.response))
             if code != 200:
                 raise _StreamUnusable(f"HTTP {code}")
             last_news = time.monotonic()
-            async for data in source.events():
+            events = source.events()
+            while True:
+                data = await _next_event(events, slot)
+                if data is _PREEMPTED:
+                    return
+                if data is _END:
+                    raise _StreamUnusable("the stream ended before COMPLETED")
                 if data is KEEPALIVE:
                     if time.monotonic() - last_news < check_every:
                         continue
                     update = await self.status(logs=logs)
                 else:
                     try:
-                        parsed = json.loads(data)
+                        parsed = json.loads(str(data))
                     except (ValueError, RecursionError):
                         raise ProtocolError("status stream", "an event is not valid JSON") from None
                     update = self._parse(parsed, "status stream")
                 last_news = time.monotonic()
-                yield update
+                self._observe(update, slot)
                 if isinstance(update, Completed):
-                    return
-            raise _StreamUnusable("the stream ended before COMPLETED")
+                    if data is not KEEPALIVE:
+                        await _drain(events)
+                    final = update
+                    break
+                yield update
+        if final is not None:
+            yield final
 
     async def updates(self, *, logs: bool = True) -> AsyncIterator[StatusUpdate]:
         """Status updates as they change, ending with `Completed`.
 
-        Uses the SSE status stream whenever a stream slot is free (a job that had to poll moves
-        to the stream as soon as one frees up), and polls with a bounded backoff otherwise, or
-        for good once the stream has failed for this request.
+        Uses the SSE status stream whenever it gets a stream slot (running jobs first; a job
+        that had to poll asks again at each poll), and polls otherwise, or for good once the
+        stream has failed for this request: a running job every `poll_interval` seconds, backing
+        off to `max_poll_interval` while nothing changes; a queued job by its queue position
+        (see `scheduling.poll_delay`).
         """
         if self.completed is not None:
             yield self.completed
             return
+        client = self._client
         seen: tuple[Any, ...] | None = None
-        stream_ok = self._client.use_sse
-        interval = self._client.poll_interval
-        while True:
-            if stream_ok:
-                try:
-                    async for update in self._stream(logs):
-                        if _fingerprint(update) != seen:
-                            seen = _fingerprint(update)
-                            yield update
-                        if isinstance(update, Completed):
-                            return
-                except _STREAM_FAILURES as exc:
-                    log.info("status stream unusable (%s); polling", type(exc).__name__)
-                    stream_ok = False
-            update = await self.status(logs=logs)
-            if _fingerprint(update) != seen:
-                seen = _fingerprint(update)
-                interval = self._client.poll_interval
-                yield update
-            else:
-                interval = min(interval * 1.5, self._client.max_poll_interval)
-            if isinstance(update, Completed):
-                return
-            await asyncio.sleep(interval)
+        stream_ok = client.use_sse
+        interval = client.poll_interval
+        try:
+            while True:
+                slot = self._stream_slot() if stream_ok else None
+                if slot is not None:
+                    try:
+                        async for update in self._stream(logs, slot):
+                            if _fingerprint(update) != seen:
+                                seen = _fingerprint(update)
+                                yield update
+                            if isinstance(update, Completed):
+                                return
+                    except _STREAM_FAILURES as exc:
+                        log.info("status stream unusable (%s); polling", type(exc).__name__)
+                        stream_ok = False
+                    finally:
+                        slot.release()
+                update = await self.status(logs=logs)
+                self._observe(update)
+                if _fingerprint(update) != seen:
+                    seen = _fingerprint(update)
+                    interval = client.poll_interval
+                    yield update
+                else:
+                    interval = min(interval * 1.5, client.max_poll_interval)
+                if isinstance(update, Completed):
+                    return
+                await asyncio.sleep(
+                    poll_delay(
+                        position=update.position if isinstance(update, Queued) else None,
+                        interval=interval,
+                        poll_interval=client.poll_interval,
+                        max_queue_poll_interval=client.max_queue_poll_interval,
+                        pace=client.http.queue_pace.rate,
+                    )
+                )
+        finally:
+            client.http.queue_pace.forget(self.request_id)
 
     async def wait(self, on_update: UpdateCallback | None = None) -> Completed:
         """Wait for completion, calling `on_update` (sync or async) with each update."""

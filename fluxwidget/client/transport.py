@@ -29,6 +29,7 @@ from ..errors import TransportError as FluxTransportError
 from .limits import Limits
 from .responses import TOO_LARGE, TRUNCATED
 from .retries import RetryableResponse, RetryPolicy, retrying, should_retry_response
+from .scheduling import QueuePace, StreamSlot, StreamSlots
 from .sse import SSEReader
 
 __all__ = ["Transport"]
@@ -43,7 +44,7 @@ _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 class _LoopState:
     http: httpx.AsyncClient
     calls: asyncio.Semaphore
-    streams: asyncio.Semaphore
+    streams: StreamSlots
 
 
 async def _read_capped(response: httpx.Response, cap: int) -> tuple[bytes, bool]:
@@ -88,6 +89,8 @@ class Transport:
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()
+        self.queue_pace = QueuePace()
+        """How fast this client's jobs have been moving up fal's queue (for polling by position)."""
 
     def __repr__(self) -> str:
         return f"Transport(max_concurrency={self._max_concurrency})"
@@ -97,16 +100,18 @@ class Transport:
         with self._lock:
             state = self._states.get(loop)
             if state is None or state.http.is_closed:
-                limits = httpx.Limits(
-                    max_connections=self._max_concurrency + self._max_streams,
-                    max_keepalive_connections=self._max_concurrency,
-                )
+                # One pool for calls and streams, every connection allowed to stay warm:
+                # httpcore counts idle and busy connections alike against the keep-alive
+                # limit, so a lower one closes a connection after each call while streams are
+                # open. A stream read to its end goes back to the pool for the result call.
+                pool = self._max_concurrency + self._max_streams
+                limits = httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
                 state = _LoopState(
                     http=httpx.AsyncClient(
                         timeout=self._timeout, limits=limits, transport=self._inner
                     ),
                     calls=asyncio.Semaphore(self._max_concurrency),
-                    streams=asyncio.Semaphore(self._max_streams),
+                    streams=StreamSlots(self._max_streams),
                 )
                 self._states[loop] = state
             return state
@@ -206,21 +211,32 @@ class Transport:
 
     # --- the status stream ---------------------------------------------------------------------
 
+    def stream_slot(self, *, running: bool, position: int | None = None) -> StreamSlot | None:
+        """A stream slot for a job in this state, or None (see `StreamSlots.take`)."""
+        return self._state().streams.take(running=running, position=position)
+
     @contextlib.asynccontextmanager
     async def stream(
-        self, url: str, *, params: dict[str, str] | None = None
+        self,
+        url: str,
+        *,
+        params: dict[str, str] | None = None,
+        slot: StreamSlot | None = None,
     ) -> AsyncIterator[SSEReader | None]:
-        """An SSE stream, or None when every stream slot is taken (the caller polls).
+        """An SSE stream in `slot` (released at the end), or without one a free slot, or None
+        when every slot is taken (the caller polls).
 
         A stream that sends no byte for `Limits.stream_idle_timeout` ends in a TransportError.
         """
         state = self._state()
-        if state.streams.locked():
-            yield None
-            return
+        if slot is None:
+            slot = state.streams.take(running=False)
+            if slot is None:
+                yield None
+                return
         headers = self._headers({"Accept": "text/event-stream", "Cache-Control": "no-store"}, True)
         timeout = httpx.Timeout(self._timeout.connect, read=self.limits.stream_idle_timeout)
-        async with state.streams:
+        try:
             request = state.http.build_request(
                 "GET", url, params=params, headers=headers, timeout=timeout
             )
@@ -232,6 +248,8 @@ class Transport:
                 yield SSEReader(response, self.limits.max_event_bytes, self.map_error)
             finally:
                 await response.aclose()
+        finally:
+            slot.release()
 
     async def read_error_body(self, response: httpx.Response) -> httpx.Response:
         """A streamed error reply with its body read (capped), ready for `error_from_response`."""

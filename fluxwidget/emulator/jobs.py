@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -93,6 +94,7 @@ class Scheduler:
         seconds_per_step: float,
         result_ttl: float,
         produce: Producer,
+        run_jitter: float = 0.0,
     ) -> None:
         if workers < 1:
             raise ValueError("workers must be at least 1")
@@ -100,6 +102,8 @@ class Scheduler:
         self.seconds_per_step = seconds_per_step
         self.result_ttl = result_ttl
         self._produce = produce
+        self.run_jitter = run_jitter
+        """Up to this many seconds (uniformly drawn) are added to each valid job's run time."""
         self.jobs: dict[str, Job] = {}
         self.queue: deque[Job] = deque()
         self.running: set[Job] = set()
@@ -270,6 +274,8 @@ class Scheduler:
                 self._log(job, f"Cancelled at step {step}/{total}", "WARN")
                 return _cancelled()
             self._log(job, f"step {step}/{total}")
+        if self.run_jitter > 0:
+            await asyncio.sleep(random.uniform(0, self.run_jitter))
         job.inference_time = time.monotonic() - began
         return await self._produce(job, job.inference_time)
 

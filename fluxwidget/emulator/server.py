@@ -27,6 +27,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from fluxwidget.emulator.app import EmulatorApp
 from fluxwidget.emulator.faults import Fault, FaultBook, TransportMap
 from fluxwidget.emulator.jobs import Job, Scheduler
+from fluxwidget.emulator.link import ConnectionStats, LinkConditions, link_protocol
 from fluxwidget.emulator.outputs import FileStore, produce
 
 T = TypeVar("T")
@@ -35,11 +36,16 @@ STARTUP_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
 
 
-def _tracking_protocol(transports: TransportMap) -> type[H11Protocol]:
-    """uvicorn's h11 protocol, recording each connection's transport by peer address."""
+def _tracking_protocol(
+    transports: TransportMap, link: LinkConditions, stats: ConnectionStats
+) -> type[H11Protocol]:
+    """uvicorn's h11 protocol behind the emulated link, recording each connection's transport
+    by peer address."""
 
-    class TrackingH11Protocol(H11Protocol):
-        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    base = link_protocol(link, stats)
+
+    class TrackingH11Protocol(base):  # type: ignore[valid-type,misc]
+        def connection_made(self, transport: asyncio.Transport) -> None:
             super().connection_made(transport)
             if self.client is not None:
                 transports[(self.client[0], self.client[1])] = transport
@@ -130,20 +136,31 @@ class Emulator:
         result_ttl: float = 3600.0,
         keepalive_interval: float = 15.0,
         public_url: str | None = None,
+        rtt: float = 0.0,
+        connect_rtts: float = 0.0,
+        run_jitter: float = 0.0,
     ) -> None:
-        """``public_url`` overrides the base of the URLs written into replies."""
+        """``public_url`` overrides the base of the URLs written into replies.
+
+        ``rtt`` and ``connect_rtts`` emulate a network link (see `set_link`); ``run_jitter``
+        adds a random 0..run_jitter seconds to each job's run time, so that completions fall at
+        random phases of a client's polling.
+        """
         self.host = host
         self.port = port
         self._requested_port = port
         self._api_key = api_key or generate_api_key()
         self._transports: TransportMap = {}
         self._faults = FaultBook()
+        self._link = LinkConditions(rtt=rtt, connect_rtts=connect_rtts)
+        self._connections = ConnectionStats()
         self._store = FileStore()
         self._scheduler = Scheduler(
             workers=workers,
             seconds_per_step=seconds_per_step,
             result_ttl=result_ttl,
             produce=functools.partial(produce, self._store),
+            run_jitter=run_jitter,
         )
         self._app = EmulatorApp(
             api_key=self._api_key,
@@ -199,7 +216,7 @@ class Emulator:
                 access_log=False,
                 lifespan="off",
                 ws="none",
-                http=_tracking_protocol(self._transports),
+                http=_tracking_protocol(self._transports, self._link, self._connections),
                 timeout_graceful_shutdown=1,
             )
             server = uvicorn.Server(config)
@@ -345,6 +362,21 @@ class Emulator:
     def clear_faults(self) -> None:
         """Forget every injected fault that has not fired yet."""
         self._faults.clear()
+
+    # --- the emulated link -----------------------------------------------------------------
+
+    def set_link(self, *, rtt: float = 0.0, connect_rtts: float = 0.0) -> None:
+        """Emulate a link from now on: ``rtt`` seconds per round trip (half each way, on every
+        chunk) and ``connect_rtts`` extra round trips before a new connection's first request
+        (2 is about a TCP and a TLS handshake). ``set_link()`` goes back to plain loopback."""
+        checked = LinkConditions(rtt=rtt, connect_rtts=connect_rtts)
+        self._link.rtt, self._link.connect_rtts = checked.rtt, checked.connect_rtts
+
+    @property
+    def connections(self) -> ConnectionStats:
+        """TCP connections accepted so far (``opened``), open now, and at most at once."""
+        stats = self._connections
+        return ConnectionStats(stats.opened, stats.open, stats.peak_open)
 
     # --- inspection (for tests) -------------------------------------------------------------
 

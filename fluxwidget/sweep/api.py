@@ -281,6 +281,7 @@ class SweepRun:
             widget = self.view()
         except ImportError:
             return {"text/plain": repr(self)}
+        self._shown_live = True  # shown already: `await run` in a later cell shows no second grid
         return widget._repr_mimebundle_(**kwargs)
 
 

@@ -5,19 +5,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 import ipywidgets as widgets
 
 from ..client.status import Completed, InProgress, LogEntry, Queued, StatusUpdate
 from ..errors import JobCancelledError as JobCancelled
-from ..schema import FluxLoraInput
+from ..pipeline import JobPipeline, PipelineClient
+from ..records import JobRecord, SavedImage
+from ..runs import Run
+from ..schema import FluxImage, FluxLoraInput, FluxLoraOutput
 from . import status
 from ._types import ClientLike, HandleLike
 from ._widgets import close_tree, esc, muted, shared_layout
 from .records import ImageRecord, RunRecord
 
-__all__ = ["Job", "JobRow", "prepare_image"]
+__all__ = ["Job", "JobRow", "make_thumbnail"]
 
 _STYLE = {
     "submitting": ("info", "#555"),
@@ -139,17 +142,18 @@ class JobRow:
         close_tree(self.box)
 
 
-def prepare_image(index: int, data: bytes, content_type: str | None, nsfw: bool) -> ImageRecord:
-    """Read the size from the header and make the thumbnail (CPU work: run it in a thread)."""
+def make_thumbnail(data: bytes) -> tuple[bytes, int, int]:
+    """The thumbnail and (width, height) of an image (CPU work: run it in a thread)."""
     from .. import images
 
     width, height = images.image_size(data)
-    thumb = images.thumbnail(data, max_side=256)
-    return ImageRecord(index, data, thumb, width, height, content_type, nsfw)
+    return images.thumbnail(data, max_side=256), width, height
 
 
 class Job:
-    """Submits one input, follows its status into the row, and collects the images."""
+    """Runs one input through the job pipeline (`fluxwidget.pipeline`) into the panel's run
+    folder, follows its status into the row, and keeps each image's thumbnail (the full image is
+    on disk)."""
 
     def __init__(
         self,
@@ -157,14 +161,17 @@ class Job:
         client: ClientLike,
         params: FluxLoraInput,
         *,
+        run_folder: Run | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.number = number
         self.client = client
         self.params = params
+        self.run_folder = run_folder
         self.row = JobRow(number, params)
         self.row.cancel_button.on_click(lambda _button: self._cancel_clicked())
-        self.handle: HandleLike | None = None
+        self.job: JobRecord | None = None
+        self.pipeline: JobPipeline | None = None
         self.record: RunRecord | None = None
         self.reported = False
         self.finished = False
@@ -173,13 +180,22 @@ class Job:
         self._started = clock()
         self._running_since: float | None = None
         self._cancel_wanted = False
+        self._cancel_on_submit = False
         self._inference: float | None = None
+        self._images: dict[int, ImageRecord] = {}
         self.cancel_tasks: set[asyncio.Task[str]] = set()
 
     @property
     def request_id(self) -> str | None:
         """The job's request id once submitted."""
-        return self.handle.request_id if self.handle is not None else None
+        return self.job.request_id if self.job is not None else None
+
+    @property
+    def handle(self) -> HandleLike | None:
+        """The request's handle while the job is on its way."""
+        if self.pipeline is None or self.job is None:
+            return None
+        return self.pipeline.handles.get(self.job.job_id)  # type: ignore[return-value]
 
     async def run(self) -> RunRecord:
         """Submit, follow, fetch the result and the images; every outcome lands in the row."""
@@ -189,10 +205,11 @@ class Job:
             self._finish("Cancelled", "cancelled")
             raise
         except asyncio.CancelledError:
-            # the task was stopped (the panel closed): stop the job too, nothing runs unseen
+            # the task was stopped (the panel closed): the pipeline cancelled it on the server
             self._finish("Stopped; cancelling the job on the server", "cancelled")
-            if self.handle is not None and not self.finished_on_server:
-                await asyncio.shield(self._cancel_quietly())
+            answer = self.job.cancel_answer if self.job is not None else None
+            if answer is not None:
+                self.row.show_note(status.cancel_text(answer))
             raise
         except Exception as exc:
             self._finish(status.error_text(exc), "error")
@@ -205,34 +222,34 @@ class Job:
         self.row.show(text, state, progress)
 
     async def _run(self) -> RunRecord:
-        self.handle = await self.client.submit(self.params)
-        if self._cancel_wanted:
-            await self.cancel()
-        completed = False
-        async for update in self.handle.updates():
-            self._follow(update)
-            completed = completed or isinstance(update, Completed)
-        self.finished_on_server = completed
-        output = await self.handle.result()  # after COMPLETED: a single GET
-        self.row.show("Fetching images…", "running", 1.0)
-        images = []
-        for index, image in enumerate(output.images):
-            data = await self.client.download(image)
-            images.append(
-                await asyncio.to_thread(
-                    prepare_image, index, data, image.content_type, output.is_nsfw(index)
-                )
-            )
-        elapsed = self._clock() - self._started
-        self.record = RunRecord(
-            self.number, self.params, output, tuple(images), self.handle.request_id, elapsed
+        if self.run_folder is None:
+            self.run_folder = await asyncio.to_thread(Run.create, kind="panel")
+        self.pipeline = JobPipeline(
+            cast(PipelineClient, self.client),
+            self.run_folder,
+            on_change=self._changed,
+            on_image=self._image_saved,
         )
-        timings = output.timings or {}
-        inference = timings.get("inference")
+        self.job = self.pipeline.plan(self.params)
+        job = await self.pipeline.run(self.job)
+        elapsed = self._clock() - self._started
+        images = tuple(self._images[index] for index in sorted(self._images))
+        output = FluxLoraOutput(
+            images=[FluxImage(url=image.url or "", width=image.width, height=image.height,
+                              content_type=image.content_type) for image in job.images],
+            timings={"inference": job.timings["inference"]} if "inference" in job.timings else None,
+            seed=job.seed,
+            has_nsfw_concepts=list(job.nsfw),
+            prompt=self.params.prompt,
+        )  # fmt: skip
+        self.record = RunRecord(
+            self.number, self.params, output, images, job.request_id or "", elapsed,
+            endpoint=job.endpoint, job=job,
+        )  # fmt: skip
         text = status.done_text(
             elapsed,
-            float(inference) if isinstance(inference, (int, float)) else self._inference,
-            self.record.seed,
+            job.timings.get("inference", self._inference),
+            job.seed,
             len(images),
             sum(image.nsfw for image in images),
         )
@@ -240,6 +257,25 @@ class Job:
             self.row.show_note("The cancel came too late: the job had already finished.")
         self._finish(text, "done", 1.0)
         return self.record
+
+    def _changed(self, job: JobRecord, update: StatusUpdate | None) -> None:
+        if update is not None:
+            self._follow(update)
+        elif job.state == "fetching":
+            self.row.show(job.detail or "Fetching images…", "running", 1.0)
+        if job.request_id is not None and self._cancel_on_submit and not self.finished:
+            self._cancel_on_submit = False  # a Cancel clicked before the submit came back
+            self._spawn_cancel()
+        if isinstance(update, Completed):
+            self.finished_on_server = True
+
+    async def _image_saved(self, job: JobRecord, image: SavedImage, data: bytes) -> None:
+        thumb, width, height = await asyncio.to_thread(make_thumbnail, data)
+        assert self.run_folder is not None
+        self._images[image.index] = ImageRecord(
+            image.index, b"", thumb, width, height, image.content_type, image.nsfw,
+            path=str(self.run_folder.path / image.file),
+        )  # fmt: skip
 
     def _follow(self, update: StatusUpdate) -> None:
         if isinstance(update, Queued):
@@ -260,32 +296,27 @@ class Job:
 
     async def cancel(self) -> str:
         """Ask fal to cancel; the answer is written under the status line and returned."""
-        if self.handle is None and self.finished:
+        submitted = self.job is not None and self.job.request_id is not None
+        if not submitted and self.finished:
             self.row.show_note("Nothing to cancel: the job was never submitted")
             return "NOT_SUBMITTED"
-        if self.handle is None:
-            self._cancel_wanted = True
+        if not submitted or self.pipeline is None or self.job is None:
+            self._cancel_wanted = self._cancel_on_submit = True
             self.row.show_note("Cancel requested — sent as soon as the job is submitted")
             return "PENDING_SUBMIT"
         self._cancel_wanted = not self.finished
         try:
-            outcome = await self.handle.cancel()
+            outcome = await self.pipeline.cancel(self.job)
         except Exception as exc:
             self.row.show_note("Cancel failed — " + status.error_text(exc))
             raise
         self.row.show_note(status.cancel_text(outcome))
         return outcome
 
-    async def _cancel_quietly(self) -> None:
-        assert self.handle is not None
-        try:
-            outcome = await asyncio.wait_for(self.handle.cancel(), 5.0)
-        except Exception as exc:  # best effort: say so, never raise from a stopping task
-            self.row.show_note("Cancel failed — " + status.error_text(exc))
-        else:
-            self.row.show_note(status.cancel_text(outcome))
-
     def _cancel_clicked(self) -> None:
+        self._spawn_cancel()
+
+    def _spawn_cancel(self) -> None:
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

@@ -9,6 +9,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..runs import Run, default_runs_root
 from ..schema import FieldProblem, FluxLoraInput, FluxLoraOutput, InputError, validate_input
 from ._types import ClientLike
 from ._widgets import close_tree, error_html, esc, lighten, muted, shared_layout
@@ -22,6 +23,8 @@ from .jobs import Job
 from .keys import KeyBox, banner_html
 from .records import RunRecord
 from .status import error_text
+from .sweep_form import SweepForm
+from .sweep_view import register_opener
 from .tasks import TaskSet
 
 __all__ = ["FluxPanel"]
@@ -56,8 +59,6 @@ class FluxPanel:
         or ``./fluxwidget-runs``)."""
         if client is not None and api_key is not None:
             raise TypeError("give either client= or api_key=, not both")
-        from ..runs import default_runs_root
-
         self.runs_root = Path(runs_root) if runs_root is not None else default_runs_root()
         self._client, self._mode = _choose_client(client, api_key)
         self._tasks = TaskSet(self._report, thread_cleanup=self._close_client_connections)
@@ -123,14 +124,18 @@ class FluxPanel:
 
         self.generate_button.on_click(lambda _button: self._generate_clicked())
         self.form.reuse_seed.on_click(lambda _button: self.reuse_last_seed())
+        self.runs_folder: Run | None = None
+        """This panel's run folder (made at its first job): every image, the manifest."""
+        self.closed = False
+        self.sweep_form: SweepForm | None = None
+        """The Sweep tab's form, built when the tab is first opened (a light empty panel)."""
+        self.tabs.observe(self._tab_selected, "selected_index")
+        register_opener(self)  # "Open in panel" of a sweep grid lands in the newest panel
         self.form.on_change(self._form_changed)
         self.code.toggle.observe(lambda _change: self._refresh_code(), "value")
         self._show_banner()
         self._form_changed(self.form.problems)
         self._start_history()
-        from .sweep_view import register_opener
-
-        register_opener(self)  # "Open in panel" of a sweep grid lands in the newest panel
 
     # --- the Python API ---------------------------------------------------------------------
 
@@ -245,8 +250,20 @@ class FluxPanel:
         """Put a run's parameters (with the seed it used) back into the controls."""
         self.form.apply(_fields(restore_values(run)))
 
+    def _tab_selected(self, change: dict[str, Any]) -> None:
+        if change["new"] != 1:
+            return
+        if self.sweep_form is None:
+            self.sweep_form = SweepForm(
+                lambda: self.params, lambda: self._client, opener=self.restore_input
+            )
+            self.sweep_tab.children = (self.sweep_form.widget,)
+        else:
+            self.sweep_form.refresh()  # the form's fields may have changed (LoRAs added)
+
     def close(self) -> None:
         """Cancel waiting tasks and close every widget of the panel."""
+        self.closed = True
         self._tasks.cancel_all()
         for part in (self.form, self.code, self.gallery, self.history):
             part.close()
@@ -273,7 +290,9 @@ class FluxPanel:
 
     def _start(self, params: FluxLoraInput) -> Job:
         self._count += 1
-        job = Job(self._count, self._client, params)
+        if self.runs_folder is None:
+            self.runs_folder = Run.create(self.runs_root, kind="panel")
+        job = Job(self._count, self._client, params, run_folder=self.runs_folder)
         lighten(job.row.box)
         self._jobs.append(job)
         shown = [job.row.box, *self.jobs_box.children]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..records import JobRecord
 from ..schema import ENDPOINT_ID, FluxLoraInput, FluxLoraOutput
 
 __all__ = ["ImageRecord", "RunRecord"]
@@ -12,7 +13,8 @@ __all__ = ["ImageRecord", "RunRecord"]
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """One image: the full bytes (kept in Python), its thumbnail (sent to the browser)."""
+    """One image: its thumbnail (sent to the browser) and its file; `data` is empty once the
+    image is saved (full images live on disk)."""
 
     index: int
     data: bytes = field(repr=False)
@@ -21,6 +23,8 @@ class ImageRecord:
     height: int
     content_type: str | None = None
     nsfw: bool = False
+    path: str | None = None
+    """The saved file (the full image is read from it on demand, not kept in memory)."""
 
     @property
     def extension(self) -> str:
@@ -43,6 +47,8 @@ class RunRecord:
     request_id: str
     elapsed: float
     endpoint: str = ENDPOINT_ID
+    job: JobRecord | None = None
+    """The pipeline's record of the job (the manifest row), when it ran through the pipeline."""
 
     @property
     def seed(self) -> int | None:

@@ -178,7 +178,7 @@ def _jpeg_with_comment(data: bytes, text: str) -> bytes:
         raise ValueError("not a JPEG file")
     comment = _JPEG_COMMENT_PREFIX + text.encode("utf-8")
     if len(comment) > 65533:
-        return data  # too large for one segment: the sidecar still holds it
+        return data  # too large for one segment: the run's manifest still holds it
     return data[:2] + b"\xff\xfe" + struct.pack(">H", len(comment) + 2) + comment + data[2:]
 
 

@@ -112,14 +112,19 @@ async def run_sweep_command(args: argparse.Namespace) -> int:
     plan = plan_sweep(
         input_fields(args), axes[0], axes[1], axes[2], mode=args.mode, seed_mode=args.seed_mode
     )
-    async with client_for(args) as client:
-        from ..client.pricing import fetch_unit_price
+    from ..client import key_from_environment
+    from ..client.pricing import fetch_unit_price
 
+    if args.dry_run:  # nothing is sent: fal's price when a key is set, else the default
+        price = DEFAULT_PRICE
+        if args.emulator or key_from_environment() is not None:
+            async with client_for(args) as client:
+                price = await fetch_unit_price(client) or DEFAULT_PRICE
+        _print_cells(plan)
+        print(estimate_cost([cell.input for cell in plan.cells], price).describe())
+        return 0
+    async with client_for(args) as client:
         price = await fetch_unit_price(client) or DEFAULT_PRICE
-        if args.dry_run:
-            _print_cells(plan)
-            print(estimate_cost([cell.input for cell in plan.cells], price).describe())
-            return 0
         runner = SweepRunner(
             client,
             plan,

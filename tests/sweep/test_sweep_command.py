@@ -63,6 +63,13 @@ def test_dry_run_prints_cells_and_cost_and_sends_nothing(tmp_path: Path) -> None
     assert not (tmp_path / "x").exists()
 
 
+def test_dry_run_needs_no_key(tmp_path: Path) -> None:
+    done = run(sweep_cli("--dry-run", "--out", str(tmp_path / "x")))
+    assert done.returncode == 0, done.stderr
+    assert "$0.035/MP" in done.stdout
+    assert not (tmp_path / "x").exists()
+
+
 def test_a_bad_range_shows_the_syntax(tmp_path: Path) -> None:
     done = run(
         [sys.executable, "-m", "fluxwidget", "sweep", "x", "--emulator",

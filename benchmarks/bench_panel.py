@@ -4,7 +4,8 @@
    images in runs of 4), from ``Widget.get_manager_state()`` (what a notebook saved with widget
    state stores).
 2. Memory per image over ``--memory-images`` images (tracemalloc: Python allocations still held
-   by the panel after a full garbage collection).
+   after a full garbage collection; the emulator runs in a child process so that its stored
+   images do not count).
 3. Event-loop lag in a real kernel (ipykernel started with jupyter_client) while 64 images arrive
    on the emulator: a task sleeps 10 ms in a loop and records how late it wakes. Two rows: the
    shared emulator (a child process, the default) and an ``Emulator()`` in the kernel's own
@@ -20,6 +21,7 @@ import asyncio
 import gc
 import json
 import os
+import tempfile
 import textwrap
 import time
 import tracemalloc
@@ -28,7 +30,7 @@ import ipywidgets as widgets
 from ipywidgets.widgets.widget import _instances
 
 from fluxwidget.client import FluxClient
-from fluxwidget.emulator import Emulator
+from fluxwidget.emulator import Emulator, EmulatorProcess
 from fluxwidget.ui import FluxPanel
 
 RUN_SIZE = 4  # images per run (fal's maximum)
@@ -67,7 +69,9 @@ async def weigh(images: int) -> None:
 
 
 async def memory(images: int) -> None:
-    with Emulator(workers=4, seconds_per_step=0.0005) as emu:
+    # the emulator in a child process: its stored images must not count as the panel's memory
+    emu = EmulatorProcess(workers=4, seconds_per_step=0.0005).start()
+    try:
         async with FluxClient(api_key=emu.api_key, base_url=emu.url, journal=False) as client:
             panel = FluxPanel(client)
             panel.set(prompt="a tiger eye", num_inference_steps=2, num_images=RUN_SIZE)
@@ -85,6 +89,8 @@ async def memory(images: int) -> None:
                 f"{held / images / 1000:.1f} kB per image"
             )
             panel.close()
+    finally:
+        emu.stop()
 
 
 KERNEL_CODE = """
@@ -157,6 +163,8 @@ def main() -> None:
     parser.add_argument("--memory-images", type=int, default=256)
     parser.add_argument("--skip-kernel", action="store_true")
     args = parser.parse_args()
+    # the panel saves every image into a runs folder: a temporary one, not ./fluxwidget-runs
+    os.environ.setdefault("FLUXWIDGET_RUNS", tempfile.mkdtemp(prefix="bench-panel-"))
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     started = time.monotonic()
     asyncio.run(weigh(args.images))

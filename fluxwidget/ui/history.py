@@ -100,17 +100,17 @@ def input_summary(
     title: str,
     elapsed: float | None = None,
 ) -> str:
-    """``#3 · 'a fox' · landscape_4_3 · 28 steps · guidance 3.5 · seed 42 · 2 images · 6.1 s``."""
+    """``#3 · seed 42 · 'a fox' · landscape_4_3 · 28 steps · guidance 3.5 · 2 images · 6.1 s``."""
     prompt = params.prompt if len(params.prompt) <= 60 else params.prompt[:59] + "…"
     size = params.image_size
     size_text = f"{size.width}×{size.height}" if isinstance(size, ImageSize) else size
-    parts = [
+    parts = [  # the seed early: it is what a row is most often looked up by
         title,
+        "random seed" if seed is None else f"seed {seed}",
         repr(prompt),
         str(size_text),
         f"{params.num_inference_steps} steps",
         f"guidance {params.guidance_scale:g}",
-        "random seed" if seed is None else f"seed {seed}",
     ]
     if params.loras:
         parts.append(", ".join(f"{lora.path} ×{lora.scale:g}" for lora in params.loras))

@@ -269,6 +269,14 @@ def test_big_seed_survives_restore_and_compare_view(
         panel.locator(".fw-pair img").nth(1).wait_for()
         assert panel.locator(".fw-pair img").count() == 2
         page.screenshot(path=str(artifacts_dir / "lab-compare-side-by-side.png"))
+
+        # History tab: one line per run, newest first, the 19-digit seed exact
+        panel.locator(".lm-TabBar-tab", has_text="History").first.click()
+        rows = panel.locator(".fw-history-row")
+        rows.nth(1).wait_for()
+        assert "seed 11" in rows.nth(0).inner_text()
+        assert f"seed {BIG_SEED}" in rows.nth(1).inner_text()
+        page.screenshot(path=str(artifacts_dir / "lab-history.png"))
     except Exception:
         page.screenshot(path=str(artifacts_dir / "lab-seed-compare-failure.png"))
         print(server.log_tail())

@@ -369,9 +369,10 @@ class JobPipeline:
     def _set(
         self, record: JobRecord, state: str, detail: str, update: StatusUpdate | None = None
     ) -> None:
-        record.state = state
+        if state != record.state:  # the manifest follows states, not every status line
+            record.state = state
+            self.run_folder.changed()
         record.detail = detail
-        self.run_folder.changed()
         if self.on_change is not None:
             try:
                 self.on_change(record, update)

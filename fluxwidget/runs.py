@@ -31,6 +31,8 @@ __all__ = [
 ]
 
 MANIFEST = "manifest.json"
+MANIFEST_INTERVAL = 0.25
+"""Seconds between two rewrites of a busy run's manifest (the journal is durable meanwhile)."""
 JOURNAL = "journal.jsonl"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _EXTENSIONS = {"jpeg": "jpg", "jpg": "jpg", "png": "png", "webp": "webp"}
@@ -262,7 +264,8 @@ class Run:
 
     def changed(self) -> None:
         """Note a change: on a running loop the manifest is rewritten soon, in a thread, with
-        writes coalesced; without one it is written at once."""
+        writes coalesced (at most one per `MANIFEST_INTERVAL` while changes keep coming);
+        without a loop it is written at once."""
         self._dirty = True
         try:
             loop = asyncio.get_running_loop()
@@ -277,6 +280,8 @@ class Run:
             self._dirty = False
             text = json.dumps(self.manifest(), indent=1, default=str)  # snapshot on the loop
             await asyncio.to_thread(_write_atomically, self.path / MANIFEST, text)
+            if self._dirty:  # changes keep coming: gather them for a moment, then write once
+                await asyncio.sleep(MANIFEST_INTERVAL)
 
     async def flush(self) -> None:
         """Wait until the manifest on disk has every change made so far."""

@@ -9,7 +9,7 @@ comment), so an image alone is enough to make it again.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 __all__ = [
@@ -94,9 +94,17 @@ class JobRecord:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-ready dict (the manifest's row for this job)."""
-        data = asdict(self)
-        data["seed"] = self.seed  # ints beyond 64 bits stay exact in JSON
+        """A JSON-ready dict (the manifest's row for this job). Every container the job changes
+        in place is copied, so the dict can be serialised in another thread; `input` is never
+        changed after planning and is shared. Ints beyond 64 bits stay exact in JSON."""
+        data = dict(vars(self))
+        data["images"] = [dict(vars(image)) for image in self.images]
+        data["image_urls"] = list(self.image_urls)
+        data["nsfw"] = list(self.nsfw)
+        data["timings"] = dict(self.timings)
+        data["axes"] = dict(self.axes)
+        if self.coords is not None:
+            data["coords"] = list(self.coords)
         return data
 
     @classmethod

@@ -57,6 +57,14 @@ def _write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _dump_atomically(path: Path, manifest: dict[str, Any]) -> None:
+    """Serialise a manifest (one line per job) and write it atomically."""
+    head = {key: value for key, value in manifest.items() if key != "jobs"}
+    rows = ",\n  ".join(json.dumps(row, default=str) for row in manifest["jobs"])
+    text = json.dumps(head, default=str)[:-1] + (', "jobs": [\n  ' + rows + "\n]}\n")
+    _write_atomically(path, text)
+
+
 def _apply_event(jobs: dict[str, JobRecord], event: dict[str, Any]) -> None:
     """Fold one journal event into the job it names (the journal beats a stale manifest)."""
     job_id = event.get("job_id")
@@ -259,8 +267,7 @@ class Run:
     def save(self) -> None:
         """Write the manifest now (atomically)."""
         self._dirty = False
-        text = json.dumps(self.manifest(), indent=1, default=str)
-        _write_atomically(self.path / MANIFEST, text)
+        _dump_atomically(self.path / MANIFEST, self.manifest())
 
     def changed(self) -> None:
         """Note a change: on a running loop the manifest is rewritten soon, in a thread, with
@@ -278,8 +285,8 @@ class Run:
     async def _write_while_dirty(self) -> None:
         while self._dirty:
             self._dirty = False
-            text = json.dumps(self.manifest(), indent=1, default=str)  # snapshot on the loop
-            await asyncio.to_thread(_write_atomically, self.path / MANIFEST, text)
+            snapshot = self.manifest()  # copied on the loop, serialised and written off it
+            await asyncio.to_thread(_dump_atomically, self.path / MANIFEST, snapshot)
             if self._dirty:  # changes keep coming: gather them for a moment, then write once
                 await asyncio.sleep(MANIFEST_INTERVAL)
 

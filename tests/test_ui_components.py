@@ -165,3 +165,22 @@ def test_gallery_sends_the_full_image_on_request(counted: list[tuple[str, int, i
     gallery._received(gallery, {"kind": "restore", "run": "r"}, [])
     assert restored == ["r"]
     gallery.close()
+
+
+def test_a_browser_model_that_started_late_gets_only_what_it_lacks(
+    counted: list[tuple[str, int, int]],
+) -> None:
+    """Messages sent while the browser was loading the component are lost; its "hello" (the
+    thumbnails it has) is answered with every entry and only the missing thumbnails."""
+    gallery = ImageGallery()
+    images = [GalleryImage(jpeg(n), 640, 480) for n in range(3)]
+    gallery.add_run("r1", "1", images[:2])
+    gallery.add_run("r2", "2", images[2:])
+    counted.clear()
+    gallery._received(gallery, {"kind": "hello", "have": [0, 1]}, [])
+    (kind, _json_size, buffer_size) = counted[-1]
+    assert kind == "comm_msg"
+    assert buffer_size == len(images[2].thumbnail)  # only the one it lacks
+    gallery._received(gallery, {"kind": "hello", "have": [0, 1, 2]}, [])
+    assert counted[-1][2] == 0
+    gallery.close()

@@ -49,6 +49,7 @@ class ThumbnailWidget(anywidget.AnyWidget):
         self._handlers: dict[str, Callable[[dict[str, Any], list[bytes]], None]] = {}
         self._pending: asyncio.TimerHandle | None = None
         self.on_msg(self._received)
+        self._on("hello", self._hello)
 
     # --- adding and changing entries --------------------------------------------------------
 
@@ -137,6 +138,26 @@ class ThumbnailWidget(anywidget.AnyWidget):
             self.thumbs = thumbs
 
     # --- messages from the browser -----------------------------------------------------------
+
+    def _sync_extra(self) -> dict[str, Any]:
+        """More state a "sync" carries (subclasses: e.g. the gallery's run order)."""
+        return {}
+
+    def _hello(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        """A browser model started: send the entries and only the thumbnails it lacks.
+
+        Messages sent while the browser was still loading the component are lost; this makes
+        up for them (usually nothing to send: the state it started from was complete).
+        """
+        have = {int(i) for i in content.get("have", []) if isinstance(i, int)}
+        missing = [i for i in range(len(self._thumbs)) if i not in have]
+        message = {
+            "kind": "sync",
+            "entries": [dict(item) for item in self._entries],
+            "thumbs": missing,
+            **self._sync_extra(),
+        }
+        self.send(message, [self._thumbs[i] for i in missing])
 
     def _on(self, kind: str, handler: Callable[[dict[str, Any], list[bytes]], None]) -> None:
         self._handlers[kind] = handler

@@ -110,6 +110,9 @@ class ImageGallery(ThumbnailWidget):
         self._run_order.append(run_id)
         self._set_runs()
 
+    def _sync_extra(self) -> dict[str, Any]:
+        return {"runs": list(self._run_order)}
+
     def _set_runs(self) -> None:
         order = list(self._run_order)
         with self._lock_property(runs=order):

@@ -33,6 +33,10 @@ grid = SweepGrid(
     legend={"prompt": "a tiger eye", "seed": "5361202149059313751"},
 )
 grid.on_open(lambda cell: setattr(grid, "legend", {**grid.legend, "opened": cell}))
+# filled at once, in the same cell: these messages may reach the browser before the component
+# has loaded there (its "hello" asks for anything lost)
+grid.set_cell_state("c0", (0, 0, 0), "queued", "queued #1")
+grid.set_cell_image("c0", thumb("red"), {"seed": "5361202149059313751", "request_id": "req-0"})
 grid
 """
 
@@ -41,7 +45,7 @@ colours = ["red", "green", "blue", "orange", "purple", "grey"]
 for n in range(6):
     x, y = n % 3, n // 3
     grid.set_cell_state(f"c{n}", (x, y, 0), "queued", f"queued #{n + 1}")
-for n in range(5):
+for n in range(1, 5):
     x, y = n % 3, n // 3
     grid.set_cell_state(f"c{n}", (x, y, 0), "done", "done")
     grid.set_cell_image(

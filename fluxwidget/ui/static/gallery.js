@@ -193,7 +193,7 @@ function render({ model, el }) {
 
 function initialize({ model }) {
   return fwInitialize(model, (msg) => {
-    if (msg.kind === "runs") model.set("runs", msg.runs);
+    if ((msg.kind === "runs" || msg.kind === "sync") && msg.runs) model.set("runs", msg.runs);
   });
 }
 

@@ -16,6 +16,12 @@ function fwApply(model, msg, buffers) {
   } else if (msg.kind === "clear") {
     entries.length = 0;
     thumbs.length = 0;
+  } else if (msg.kind === "sync") {
+    (msg.thumbs || []).forEach((index, n) => {
+      if (buffers && buffers[n]) thumbs[index] = buffers[n];
+    });
+    entries.length = 0;
+    entries.push(...(msg.entries || []));
   } else {
     return false;
   }
@@ -27,10 +33,16 @@ function fwApply(model, msg, buffers) {
 function fwInitialize(model, more) {
   const handler = (msg, buffers) => {
     if (!msg || typeof msg !== "object") return;
-    if (fwApply(model, msg, buffers)) return;
-    if (more) more(msg, buffers);
+    const applied = fwApply(model, msg, buffers);
+    if (more && (!applied || msg.kind === "sync")) more(msg, buffers);
   };
   model.on("msg:custom", handler);
+  // Messages sent while this component was loading are lost: ask for what is missing.
+  const have = [];
+  (model.get("thumbs") || []).forEach((buffer, index) => {
+    if (buffer) have.push(index);
+  });
+  model.send({ kind: "hello", have });
   return () => model.off("msg:custom", handler);
 }
 

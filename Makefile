@@ -19,7 +19,7 @@ help:
 	@echo "make test   ruff check, ruff format --check, mypy and pytest (browser tests included)"
 	@echo "make lint | typecheck | pytest | browser | notebooks   parts of make test"
 	@echo "make bench  every benchmark, full settings (~15 min); make bench-short: smoke test"
-	@echo "make screenshots   refresh docs/screenshot-panel.png from a real JupyterLab"
+	@echo "make screenshots   refresh docs/screenshot-*.png (README pictures) from a real JupyterLab"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,7 +59,9 @@ browser: $(VENV)/.installed-test
 
 screenshots: $(VENV)/.installed-test
 	FLUXWIDGET_UPDATE_SCREENSHOTS=1 $(BIN)/python -m pytest -m browser \
-		"tests/browser/test_panel_browser.py::test_quickstart_generates_in_browser[lab]"
+		"tests/browser/test_panel_browser.py::test_quickstart_generates_in_browser[lab]" \
+		tests/browser/test_sweeps_browser.py
+	cp artifacts/browser/lab-sweeps-notebook-grid.png docs/screenshot-sweep.png
 
 notebooks: $(VENV)/.installed-test
 	$(BIN)/python -m pytest tests/test_notebooks.py tests/test_binder.py $(PYTEST_ARGS)

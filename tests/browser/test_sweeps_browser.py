@@ -64,7 +64,7 @@ def test_sweeps_notebook_fills_its_grids_in_jupyterlab(
         exported = page.locator(".jp-RenderedImage img")
         expect(exported).to_have_count(1)
         first.scroll_into_view_if_needed()
-        first.screenshot(path=str(artifacts_dir / "lab-sweep-grid.png"))
+        first.screenshot(path=str(artifacts_dir / "lab-sweeps-notebook-grid.png"))
     except Exception:
         page.screenshot(path=str(artifacts_dir / "lab-sweeps-failure.png"))
         print(server.log_tail())

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from .client import FluxClient, key_from_environment
 from .client.status import StatusUpdate
-from .errors import FalError, InputError
+from .errors import FluxwidgetError, InputError, MissingKeyError
 from .journal import Journal
 from .pipeline import JobPipeline
 from .records import JobRecord
@@ -157,10 +157,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class MissingKeyError(InputError.__base__):  # type: ignore[name-defined,misc]
-    """No key and no emulator: nothing can be sent."""
-
-
 @contextlib.asynccontextmanager
 async def client_for(args: argparse.Namespace, **options: Any) -> AsyncIterator[FluxClient]:
     """The client the arguments ask for (on a private emulator with --emulator), closed after."""
@@ -240,7 +236,7 @@ async def _generate(args: argparse.Namespace) -> int:
             await run.flush()
             _say_interrupted([record], run)
             raise
-        except FalError as exc:
+        except FluxwidgetError as exc:
             status.close()
             await run.flush()
             print(f"fluxwidget: error: {exc}", file=sys.stderr)
@@ -282,7 +278,7 @@ async def _recover(args: argparse.Namespace) -> int:
             for record in run.active():
                 try:
                     await pipeline.collect(record)
-                except FalError as exc:
+                except FluxwidgetError as exc:
                     failures += 1
                     print(f"fluxwidget: {run.name}/{record.job_id}: {exc}", file=sys.stderr)
                 else:
@@ -357,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InputError, MissingKeyError, RunFolderError) as exc:
         print(f"fluxwidget: {exc}", file=sys.stderr)
         return 2
-    except (FalError, ValueError) as exc:
+    except (FluxwidgetError, ValueError) as exc:
         print(f"fluxwidget: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

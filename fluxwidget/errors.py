@@ -45,6 +45,7 @@ __all__ = [
     "ImageGoneError",
     "InputError",
     "JobCancelledError",
+    "MissingKeyError",
     "NotFoundError",
     "ProtocolError",
     "RateLimitError",
@@ -87,6 +88,10 @@ class InputError(FluxwidgetError, ValueError):
     def for_field(self, field: str) -> list[FieldProblem]:
         """The problems of one top-level field (e.g. all of ``loras[...]``)."""
         return [p for p in self.problems if p.field.split("[")[0].split(".")[0] == field]
+
+
+class MissingKeyError(FluxwidgetError):
+    """No key is set and no emulator was asked for: nothing can be sent."""
 
 
 class UnsafeURLError(FluxwidgetError, ValueError):

@@ -25,7 +25,13 @@ from typing import Any, Protocol
 from . import images
 from .client.handle import is_final_error
 from .client.status import Completed, InProgress, Queued, StatusUpdate, describe
-from .errors import GenerationTimeout, JobCancelledError, ResultExpiredError, TransportError
+from .errors import (
+    FalError,
+    GenerationTimeout,
+    JobCancelledError,
+    ResultExpiredError,
+    TransportError,
+)
 from .journal import Journal
 from .records import JobRecord, SavedImage
 from .runs import Run
@@ -99,8 +105,10 @@ def _emulated(output: FluxLoraOutput) -> bool:
 class JobPipeline:
     """Runs the jobs of one run folder through one client.
 
-    `on_change(record, update)` hears every change of state or status line; `on_image(record,
-    image, data)` gets each image's bytes once it is on disk. Both run on the event loop.
+    `on_change(record, update)` hears every change of state or status line; `on_result(record)`
+    hears that the server is done with a job (its result is in hand; the downloads follow);
+    `on_image(record, image, data)` gets each image's bytes once it is on disk. All run on the
+    event loop.
     """
 
     def __init__(
@@ -110,6 +118,7 @@ class JobPipeline:
         *,
         on_change: OnChange | None = None,
         on_image: OnImage | None = None,
+        on_result: Callable[[JobRecord], None] | None = None,
         image_concurrency: int = 4,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -117,6 +126,7 @@ class JobPipeline:
         self.run_folder = run
         self.on_change = on_change
         self.on_image = on_image
+        self.on_result = on_result
         self._image_slots = asyncio.Semaphore(image_concurrency)
         self._clock = clock
         self.handles: dict[str, PipelineHandle] = {}
@@ -173,16 +183,19 @@ class JobPipeline:
                 journal=self.run_folder.journal,
                 journal_fields={"job_id": record.job_id},
             )
-        except (asyncio.CancelledError, TransportError) as exc:
-            if isinstance(exc, TransportError) and not exc.maybe_accepted:
-                await self._fail(record, exc, final=False, state="pending")
-                raise
-            # no reply: the server may have accepted (and billed) it; never resubmit blindly
-            record.state = "unknown"
-            record.error = f"the submit may have been accepted: {exc or type(exc).__name__}"
-            self._set(record, "unknown", record.error)
+        except asyncio.CancelledError:
+            self._set(record, "unknown", "stopped while the submit was in flight: it may have "
+                      "been accepted (and billed)")  # fmt: skip
+            record.error = record.detail
             raise
-        except Exception as exc:  # refused before acceptance (401, 403, 422, ...)
+        except FalError as exc:
+            if exc.maybe_accepted:  # no usable reply: never resubmit blindly
+                record.error = f"the submit may have been accepted: {exc}"
+                self._set(record, "unknown", record.error)
+            else:  # never sent (no connection) or refused (401, 403, 422, ...)
+                await self._fail(record, exc, final=not isinstance(exc, TransportError))
+            raise
+        except Exception as exc:
             await self._fail(record, exc, final=True)
             raise
         record.request_id = handle.request_id
@@ -236,6 +249,7 @@ class JobPipeline:
     ) -> JobRecord:
         try:
             output = await asyncio.wait_for(self._wait_and_fetch(record, handle), timeout)
+            self._result_in_hand(record)
             await self._save(record, output, handle.billable_units)
         except asyncio.TimeoutError:
             await self._cancel_quietly(record, handle)
@@ -293,6 +307,7 @@ class JobPipeline:
 
     async def _save_from_urls(self, record: JobRecord) -> JobRecord:
         """Download the images of a completed job from the URLs journaled at completion."""
+        self._result_in_hand(record)
         self._set(record, "fetching", f"Downloading {len(record.image_urls)} image(s)…")
         try:
             saved = await asyncio.gather(
@@ -306,6 +321,14 @@ class JobPipeline:
             raise
         await self._finish(record, list(saved))
         return record
+
+    def _result_in_hand(self, record: JobRecord) -> None:
+        """The server is done with the job (what is left is downloading): say so."""
+        if self.on_result is not None:
+            try:
+                self.on_result(record)
+            except Exception:
+                log.exception("on_result callback failed")
 
     async def _download_and_save(
         self, record: JobRecord, index: int, image: FluxImage

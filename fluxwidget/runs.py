@@ -121,6 +121,7 @@ class Run:
         self.journal = Journal(path / JOURNAL)
         self._dirty = False
         self._writer: asyncio.Task[None] | None = None
+        self._resting = False
 
     def __repr__(self) -> str:
         return f"Run({str(self.path)!r}, kind={self.kind!r}, jobs={len(self.jobs)})"
@@ -288,13 +289,25 @@ class Run:
             snapshot = self.manifest()  # copied on the loop, serialised and written off it
             await asyncio.to_thread(_dump_atomically, self.path / MANIFEST, snapshot)
             if self._dirty:  # changes keep coming: gather them for a moment, then write once
-                await asyncio.sleep(MANIFEST_INTERVAL)
+                self._resting = True
+                try:
+                    await asyncio.sleep(MANIFEST_INTERVAL)
+                finally:
+                    self._resting = False
 
     async def flush(self) -> None:
         """Wait until the manifest on disk has every change made so far."""
         while self._writer is not None and not self._writer.done():
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self._writer)
+            if self._resting:  # it only waits to gather changes: write them now instead
+                self._writer.cancel()
+            writer = self._writer
+            try:
+                await asyncio.shield(writer)
+            except asyncio.CancelledError:
+                if not writer.cancelled():
+                    raise  # this flush itself was cancelled
+            except Exception:  # a failed write: the next one (below) says so
+                pass
         if self._dirty:
             await asyncio.to_thread(self.save)
 

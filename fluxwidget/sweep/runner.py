@@ -41,8 +41,8 @@ __all__ = [
 log = logging.getLogger("fluxwidget.sweep")
 
 DEFAULT_CONCURRENCY = 8
-"""Cells submitted and unfinished at once. fal runs 2–40 of an account's jobs at a time, so more
-only costs status requests."""
+"""Cells submitted and not yet done on the server at once (a cell whose result is in hand only
+downloads). fal runs 2–40 of an account's jobs at a time, so more only costs status requests."""
 
 CellListener = Callable[[JobRecord, StatusUpdate | None], None]
 ImageListener = Callable[[JobRecord, SavedImage, bytes], Awaitable[None] | None]
@@ -142,7 +142,11 @@ class SweepRunner:
         self.cell_timeout = cell_timeout
         self.run = self._open_folder(out, root, force_new)
         self.pipeline = JobPipeline(
-            client, self.run, on_change=self._cell_changed, on_image=self._image_saved
+            client,
+            self.run,
+            on_change=self._cell_changed,
+            on_image=self._image_saved,
+            on_result=self._server_done,
         )
         self.records: dict[str, JobRecord] = {}
         for cell in self.plan.cells:
@@ -151,8 +155,10 @@ class SweepRunner:
                 record = self.pipeline.plan(
                     cell.input, job_id=cell.id, axes=cell.axis_values, coords=list(cell.coords)
                 )
-            elif record.state == "cancelled" and record.request_id is None:
-                record.state = "pending"  # stopped before it was sent: resuming sends it
+            elif record.request_id is None and (
+                record.state == "cancelled" or (record.state == "error" and not record.final)
+            ):
+                record.state = "pending"  # never accepted by the server: resuming sends it
             self.records[cell.id] = record
         self.run.save()  # every cell is in the manifest before the first submit
         self.estimate: CostEstimate = estimate_cost(
@@ -164,6 +170,7 @@ class SweepRunner:
         self.max_in_flight = 0
         self._in_flight = 0
         self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._releases: dict[str, Callable[[], None]] = {}
         self._cell_listeners: list[CellListener] = []
         self._image_listeners: list[ImageListener] = []
         self._durations: list[float] = []
@@ -258,23 +265,40 @@ class SweepRunner:
                     break
                 self._start(record, slots)
             while self._tasks:
-                await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+                await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
         finally:
             self.finished_at = time.monotonic()
             await self.run.flush()
 
     def _start(self, record: JobRecord, slots: asyncio.Semaphore) -> None:
+        """Run a cell; its slot frees when the server is done with it (its result is in hand,
+        the downloads need no slot) or when it ends, whichever comes first."""
         self._in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self._in_flight)
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._in_flight -= 1
+                slots.release()
+
+        self._releases[record.job_id] = release
         task = asyncio.get_running_loop().create_task(self._run_cell(record))
         self._tasks[record.job_id] = task
 
         def finished(_task: asyncio.Task[None]) -> None:
             self._tasks.pop(record.job_id, None)
-            self._in_flight -= 1
-            slots.release()
+            self._releases.pop(record.job_id, None)
+            release()
 
         task.add_done_callback(finished)
+
+    def _server_done(self, record: JobRecord) -> None:
+        release = self._releases.get(record.job_id)
+        if release is not None:
+            release()
 
     async def _run_cell(self, record: JobRecord) -> None:
         started = time.monotonic()

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from . import images
 from .client.handle import is_final_error
-from .client.status import Completed, InProgress, Queued, StatusUpdate, describe
+from .client.status import Completed, InProgress, Queued, StatusUpdate, Waiting, describe
 from .errors import (
     FalError,
     GenerationTimeout,
@@ -281,6 +281,8 @@ class JobPipeline:
                 record.timings.setdefault("started_at", now)
                 elapsed = now - record.timings["started_at"]
                 self._set(record, "running", describe(update, elapsed), update)
+            elif isinstance(update, Waiting):  # rate limited: the wait is shown, not hidden
+                self._set(record, record.state, describe(update), update)
             elif isinstance(update, Completed):
                 record.timings["completed_at"] = now
                 if update.inference_time is not None:

@@ -184,3 +184,17 @@ def test_runs_are_listed_newest_first(tmp_path: Path) -> None:
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / MANIFEST).write_text("{not json")
     assert len(list_runs(tmp_path)) == 2
+
+
+async def test_a_rate_limited_wait_is_shown_in_the_status_line(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    emu.inject("status", status=429, retry_after=0.3, times=1)
+    seen: list[str] = []
+    run = Run.create(tmp_path)
+    async with _client(emu, use_sse=False) as client:
+        pipeline = JobPipeline(client, run, on_change=lambda record, _u: seen.append(record.detail))
+        record = await pipeline.run({"prompt": "x", "image_size": "square"})
+    assert record.state == "done"
+    assert any(text.startswith("Waiting") and "slow down" in text for text in seen)
+    assert emu.submit_count == 1

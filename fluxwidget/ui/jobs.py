@@ -9,7 +9,15 @@ from typing import Any, cast
 
 import ipywidgets as widgets
 
-from ..client.status import Completed, InProgress, LogEntry, Queued, StatusUpdate
+from ..client.status import (
+    Completed,
+    InProgress,
+    LogEntry,
+    Queued,
+    StatusUpdate,
+    Waiting,
+    describe,
+)
 from ..errors import JobCancelledError as JobCancelled
 from ..pipeline import JobPipeline, PipelineClient
 from ..records import JobRecord, SavedImage
@@ -289,6 +297,8 @@ class Job:
             self.row.show(status.running_text(now - self._running_since, step), "running", progress)
             if update.logs:
                 self.row.show_logs(update.logs)
+        elif isinstance(update, Waiting):
+            self.row.show(describe(update), self.row.state or "queued")
         elif isinstance(update, Completed):
             self._inference = update.inference_time
             if update.logs:

@@ -198,3 +198,21 @@ async def test_a_rate_limited_wait_is_shown_in_the_status_line(
     assert record.state == "done"
     assert any(text.startswith("Waiting") and "slow down" in text for text in seen)
     assert emu.submit_count == 1
+
+
+async def test_the_key_is_in_no_file_of_a_run_folder(emu: Emulator, tmp_path: Path) -> None:
+    """Manifest, journal and images (with their embedded records) never hold the key, nor
+    either half of a ``key_id:key_secret`` key."""
+    run = Run.create(tmp_path)
+    async with _client(emu) as client:
+        await JobPipeline(client, run).run({"prompt": "x", "image_size": "square", "num_images": 2})
+    await run.flush()
+    key = emu.api_key.encode()
+    halves = [part for part in key.split(b":") if len(part) >= 8]
+    files = list(run.path.iterdir())
+    assert len(files) >= 4  # manifest, journal, two images
+    for path in files:
+        data = path.read_bytes()
+        assert key not in data, path.name
+        for half in halves:
+            assert half not in data, path.name

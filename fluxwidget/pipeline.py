@@ -105,8 +105,9 @@ def _emulated(output: FluxLoraOutput) -> bool:
 class JobPipeline:
     """Runs the jobs of one run folder through one client.
 
-    `on_change(record, update)` hears every change of state or status line; `on_result(record)`
-    hears that the server is done with a job (its result is in hand; the downloads follow);
+    `on_change(record, update)` hears every change of state or status line; `on_result(record,
+    output)` hears that the server is done with a job (its result is in hand — None when it is
+    collected from journaled URLs; the downloads follow);
     `on_image(record, image, data)` gets each image's bytes once it is on disk. All run on the
     event loop.
     """
@@ -118,7 +119,7 @@ class JobPipeline:
         *,
         on_change: OnChange | None = None,
         on_image: OnImage | None = None,
-        on_result: Callable[[JobRecord], None] | None = None,
+        on_result: Callable[[JobRecord, FluxLoraOutput | None], None] | None = None,
         image_concurrency: int = 4,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -249,7 +250,7 @@ class JobPipeline:
     ) -> JobRecord:
         try:
             output = await asyncio.wait_for(self._wait_and_fetch(record, handle), timeout)
-            self._result_in_hand(record)
+            self._result_in_hand(record, output)
             await self._save(record, output, handle.billable_units)
         except asyncio.TimeoutError:
             await self._cancel_quietly(record, handle)
@@ -309,7 +310,7 @@ class JobPipeline:
 
     async def _save_from_urls(self, record: JobRecord) -> JobRecord:
         """Download the images of a completed job from the URLs journaled at completion."""
-        self._result_in_hand(record)
+        self._result_in_hand(record, None)
         self._set(record, "fetching", f"Downloading {len(record.image_urls)} image(s)…")
         try:
             saved = await asyncio.gather(
@@ -324,11 +325,11 @@ class JobPipeline:
         await self._finish(record, list(saved))
         return record
 
-    def _result_in_hand(self, record: JobRecord) -> None:
+    def _result_in_hand(self, record: JobRecord, output: FluxLoraOutput | None) -> None:
         """The server is done with the job (what is left is downloading): say so."""
         if self.on_result is not None:
             try:
-                self.on_result(record)
+                self.on_result(record, output)
             except Exception:
                 log.exception("on_result callback failed")
 

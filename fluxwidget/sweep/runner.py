@@ -26,6 +26,7 @@ from ..errors import AuthenticationError, FalError, ValidationFailedError
 from ..pipeline import JobPipeline, PipelineClient
 from ..records import JobRecord, SavedImage
 from ..runs import MANIFEST, Run, RunFolderError
+from ..schema import FluxLoraOutput
 from .axes import SweepPlan
 from .cost import DEFAULT_PRICE, CostEstimate, UnitPrice, estimate_cost
 
@@ -295,7 +296,7 @@ class SweepRunner:
 
         task.add_done_callback(finished)
 
-    def _server_done(self, record: JobRecord) -> None:
+    def _server_done(self, record: JobRecord, _output: FluxLoraOutput | None) -> None:
         release = self._releases.get(record.job_id)
         if release is not None:
             release()

@@ -191,6 +191,7 @@ class Job:
         self._cancel_on_submit = False
         self._inference: float | None = None
         self._images: dict[int, ImageRecord] = {}
+        self._output: FluxLoraOutput | None = None
         self.cancel_tasks: set[asyncio.Task[str]] = set()
 
     @property
@@ -237,19 +238,17 @@ class Job:
             self.run_folder,
             on_change=self._changed,
             on_image=self._image_saved,
+            on_result=self._result_in_hand,
         )
         self.job = self.pipeline.plan(self.params)
         job = await self.pipeline.run(self.job)
         elapsed = self._clock() - self._started
         images = tuple(self._images[index] for index in sorted(self._images))
-        output = FluxLoraOutput(
-            images=[FluxImage(url=image.url or "", width=image.width, height=image.height,
-                              content_type=image.content_type) for image in job.images],
-            timings={"inference": job.timings["inference"]} if "inference" in job.timings else None,
+        output = self._output or FluxLoraOutput(  # fal's own output; else (collected from
+            images=[FluxImage(url=image.url or "") for image in job.images],  # URLs) the record's
             seed=job.seed,
             has_nsfw_concepts=list(job.nsfw),
-            prompt=self.params.prompt,
-        )  # fmt: skip
+        )
         self.record = RunRecord(
             self.number, self.params, output, images, job.request_id or "", elapsed,
             endpoint=job.endpoint, job=job,
@@ -276,6 +275,9 @@ class Job:
             self._spawn_cancel()
         if isinstance(update, Completed):
             self.finished_on_server = True
+
+    def _result_in_hand(self, _job: JobRecord, output: FluxLoraOutput | None) -> None:
+        self._output = output
 
     async def _image_saved(self, job: JobRecord, image: SavedImage, data: bytes) -> None:
         thumb, width, height = await asyncio.to_thread(make_thumbnail, data)

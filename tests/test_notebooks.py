@@ -221,6 +221,9 @@ def test_sweeps_notebook_shows_cost_grid_table_and_resume(
     labels = [(grid["axes"]["x_label"], grid["axes"]["y_label"]) for grid in grids]
     assert labels.count(("loras[0].scale", "guidance_scale")) == 2
     assert ("prompt_sr", "") in labels
+    # executed headless (no browser), each finished grid sent its state once: saved thumbnails
+    assert sorted(len(grid["thumbs"]) for grid in grids) == [3, 9, 9]  # type: ignore[arg-type]
+    assert all(grid["finished"] for grid in grids)
 
 
 @pytest.mark.timeout(300)

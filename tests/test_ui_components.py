@@ -78,6 +78,7 @@ def test_sweep_grid_sends_each_thumbnail_once_and_saves_light(
     )
     opened: list[str] = []
     grid.on_open(opened.append)
+    grid._received(grid, {"kind": "hello", "have": []}, [])  # a browser shows the grid
     thumbs = [jpeg(n) for n in range(64)]
     for n in range(64):
         cell = f"c{n}"
@@ -184,3 +185,19 @@ def test_a_browser_model_that_started_late_gets_only_what_it_lacks(
     gallery._received(gallery, {"kind": "hello", "have": [0, 1, 2]}, [])
     assert counted[-1][2] == 0
     gallery.close()
+
+
+def test_a_grid_nobody_displays_sends_its_state_once_at_the_end(
+    counted: list[tuple[str, int, int]],
+) -> None:
+    """Headless (nbclient saves only what the kernel sent): finish() sends the full state once,
+    so a notebook executed without a browser still saves every thumbnail."""
+    grid = SweepGrid("seed", ["1", "2"])
+    thumbs = [jpeg(n) for n in range(2)]
+    for n in range(2):
+        grid.set_cell_state(f"c{n}", (n, 0, 0), "done", "done")
+        grid.set_cell_image(f"c{n}", thumbs[n], {"seed": str(n)})
+    before = sum(buffer for _, _, buffer in counted)
+    grid.finish()
+    assert sum(buffer for _, _, buffer in counted) - before == sum(map(len, thumbs))
+    assert any(kind == "comm_msg" and size > 0 for kind, size, _ in counted)

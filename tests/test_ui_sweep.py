@@ -54,6 +54,7 @@ async def test_a_sweep_grid_fills_in_and_stays_light(
     )
     run.view()
     view: SweepView = run._view
+    view.grid._received(view.grid, {"kind": "hello", "have": []}, [])  # a browser shows it
     await run
     await run.runner.client.aclose()  # type: ignore[attr-defined]
     grid = view.grid

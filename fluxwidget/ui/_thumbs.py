@@ -50,6 +50,8 @@ class ThumbnailWidget(anywidget.AnyWidget):
         self._pending: asyncio.TimerHandle | None = None
         self.on_msg(self._received)
         self._on("hello", self._hello)
+        self.front_end_seen = False
+        """True once a browser model said hello (it holds the state the messages built)."""
 
     # --- adding and changing entries --------------------------------------------------------
 
@@ -149,6 +151,7 @@ class ThumbnailWidget(anywidget.AnyWidget):
         Messages sent while the browser was still loading the component are lost; this makes
         up for them (usually nothing to send: the state it started from was complete).
         """
+        self.front_end_seen = True
         have = {int(i) for i in content.get("have", []) if isinstance(i, int)}
         missing = [i for i in range(len(self._thumbs)) if i not in have]
         message = {

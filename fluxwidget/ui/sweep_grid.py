@@ -80,10 +80,16 @@ class SweepGrid(ThumbnailWidget):
         self._open = callback
 
     def finish(self) -> None:
-        """The sweep ended: write the full state (a saved notebook shows every cell)."""
+        """The sweep ended: write the full state (a saved notebook shows every cell).
+
+        With no browser model (a notebook executed headless, e.g. by nbclient, which saves only
+        what the kernel sent), the full state is sent once now, so the saved notebook still
+        shows every thumbnail; a browser already has it from the per-cell messages."""
         self._flush_state()
         with self._lock_property(finished=True):
             self.finished = True
+        if not self.front_end_seen:
+            self.send_state(["entries", "thumbs", "finished"])
         self.send({"kind": "finished"}, [])
 
     def _open_asked(self, content: dict[str, Any], _buffers: list[bytes]) -> None:

@@ -304,6 +304,7 @@ def sweep(
     force_new: bool = False,
     cell_timeout: float | None = None,
     export: bool = True,
+    resubmit_unknown: bool = False,
     **fields: Any,
 ) -> SweepRun:
     """Sweep up to three axes over a base input; every cell is validated before anything is sent.
@@ -314,7 +315,9 @@ def sweep(
     instead of crossing them. Seeds: ``"fixed"`` (one for every cell), ``"per_cell"``,
     ``"per_row"``. `out` is the run folder (the same folder again resumes); by default a new one
     under ``./fluxwidget-runs``. At most `concurrency` cells are in flight. Above `confirm_above`
-    dollars (estimated) the sweep waits for ``confirm=True`` or `SweepRun.confirm()`.
+    dollars (estimated) the sweep waits for ``confirm=True`` or `SweepRun.confirm()`. A cell
+    whose submit was in flight when an earlier run stopped is left alone (it may have been
+    billed) unless ``resubmit_unknown=True``.
 
     Starts at once when a loop is running (a notebook); else when awaited.
     """
@@ -346,6 +349,7 @@ def sweep(
         price=price or DEFAULT_PRICE,
         force_new=force_new,
         cell_timeout=cell_timeout,
+        resubmit_unknown=resubmit_unknown,
     )
     run = SweepRun(
         runner,

@@ -63,6 +63,11 @@ def add_sweep_command(commands: Any, input_args: ArgsAdder, connection_args: Arg
         help="when --out holds a different sweep, start a new run folder beside it",
     )  # fmt: skip
     cmd.add_argument("--cell-timeout", type=float, help="give up on a cell after N seconds")
+    cmd.add_argument(
+        "--resubmit-unknown", action="store_true",
+        help="send again cells whose submit was in flight when an earlier run stopped (they "
+        "may have been accepted and billed: check your fal request history first)",
+    )  # fmt: skip
     cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     connection_args(cmd)
 
@@ -133,6 +138,7 @@ async def run_sweep_command(args: argparse.Namespace) -> int:
             price=price,
             force_new=args.force_new,
             cell_timeout=args.cell_timeout,
+            resubmit_unknown=args.resubmit_unknown,
         )
         resumed = runner.progress().finished + sum(r.collectable for r in runner.records.values())
         print(f"run folder: {runner.run.path}", file=sys.stderr)

@@ -134,7 +134,10 @@ class SweepRunner:
         price: UnitPrice = DEFAULT_PRICE,
         force_new: bool = False,
         cell_timeout: float | None = None,
+        resubmit_unknown: bool = False,
     ) -> None:
+        """`resubmit_unknown` sends again the cells whose submit was in flight when an earlier
+        run stopped (they may have been accepted and billed: check fal's request history)."""
         if concurrency < 1:
             raise ValueError(f"concurrency: {concurrency} is not allowed; use 1 or more")
         self.client = client
@@ -157,7 +160,9 @@ class SweepRunner:
                     cell.input, job_id=cell.id, axes=cell.axis_values, coords=list(cell.coords)
                 )
             elif record.request_id is None and (
-                record.state == "cancelled" or (record.state == "error" and not record.final)
+                record.state == "cancelled"
+                or (record.state == "error" and not record.final)
+                or (record.state == "unknown" and resubmit_unknown)
             ):
                 record.state = "pending"  # never accepted by the server: resuming sends it
             self.records[cell.id] = record

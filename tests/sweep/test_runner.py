@@ -185,3 +185,23 @@ async def test_an_expensive_sweep_waits_for_confirmation(
     assert wide_emu.submit_count == 0
     assert "Confirm" in run.status
     assert Run.open(tmp_path / "big").active() == []
+
+
+async def test_a_cell_whose_submit_was_in_flight_is_left_alone_unless_asked(
+    wide_emu: Emulator, tmp_path: Path
+) -> None:
+    folder = tmp_path / "s"
+    plan = plan_sweep(BASE, "guidance_scale=2,3", seed=4)
+    async with _client(wide_emu) as client:
+        first = SweepRunner(client, plan, out=folder)
+        # the process died while the first cell's submit was on the wire
+        first.run.journal.append("submitting", "", job_id=plan.cells[0].id)
+        again = SweepRunner(client, plan, out=folder)
+        assert again.records[plan.cells[0].id].state == "unknown"
+        await again.run_all()
+        assert wide_emu.submit_count == 1  # only the other cell
+        assert again.progress().unknown == 1
+        asked = SweepRunner(client, plan, out=folder, resubmit_unknown=True)
+        await asked.run_all()
+    assert asked.progress().done == 2
+    assert wide_emu.submit_count == 2

@@ -24,7 +24,7 @@ from .errors import FluxwidgetError, InputError, MissingKeyError
 from .journal import Journal
 from .pipeline import JobPipeline
 from .records import JobRecord
-from .runs import Run, RunFolderError, default_runs_root
+from .runs import MANIFEST, Run, RunFolderError, default_runs_root, list_runs
 from .schema import FluxLoraInput, allowed_values, validate_input
 
 __all__ = ["build_parser", "main", "parse_lora", "parse_size"]
@@ -289,19 +289,13 @@ async def _recover(args: argparse.Namespace) -> int:
 
 
 def _runs_to_recover(folder: Path | None) -> list[Run]:
+    """The run folder `folder`, or every run folder under it (default: the runs root)."""
     base = folder if folder is not None else default_runs_root()
-    if (base / "manifest.json").exists():
+    if (base / MANIFEST).exists():
         return [Run.open(base)]
-    if not base.is_dir():
-        if folder is not None:
-            raise RunFolderError(f"{folder} is not a run folder or a folder of runs")
-        return []
-    runs = []
-    for child in sorted(base.iterdir()):
-        if (child / "manifest.json").exists():
-            with contextlib.suppress(RunFolderError):
-                runs.append(Run.open(child))
-    return runs
+    if folder is not None and not base.is_dir():
+        raise RunFolderError(f"{folder} is not a run folder or a folder of runs")
+    return list_runs(base)
 
 
 def _runs_from_journal(journal: Journal, folder: Path | None) -> list[Run]:
@@ -309,7 +303,7 @@ def _runs_from_journal(journal: Journal, folder: Path | None) -> list[Run]:
     pending = journal.pending()
     if not pending:
         return []
-    root = folder if folder is not None and not (folder / "manifest.json").exists() else None
+    root = folder if folder is not None and not (folder / MANIFEST).exists() else None
     run = Run.create(root, kind="recover")
     for entry in pending:
         record = JobRecord(

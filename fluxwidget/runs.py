@@ -15,12 +15,12 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from .journal import Journal
-from .records import ACTIVE_STATES, FINAL_STATES, JobRecord, SavedImage
+from .records import FINAL_STATES, JobRecord, SavedImage
 
 __all__ = [
     "MANIFEST",
@@ -247,12 +247,6 @@ class Run:
         """Every job, in the order they were added."""
         return list(self.jobs.values())
 
-    def images(self) -> Iterator[tuple[JobRecord, SavedImage]]:
-        """Every saved image with its job, in job order."""
-        for record in self.jobs.values():
-            for image in record.images:
-                yield record, image
-
     # --- the manifest -----------------------------------------------------------------------
 
     def manifest(self) -> dict[str, Any]:
@@ -348,8 +342,3 @@ def list_runs(root: str | Path | None = None) -> list[Run]:
                 runs.append(Run.open(child))
     runs.sort(key=lambda run: (run.created, run.name), reverse=True)
     return runs
-
-
-def is_active(record: JobRecord) -> bool:
-    """True while a job is on its way (submitted or collecting)."""
-    return record.state in ACTIVE_STATES

@@ -165,7 +165,7 @@ async def run_sweep_command(args: argparse.Namespace) -> int:
         except asyncio.CancelledError:
             bar.close()
             runner.stop()
-            await runner.wait_flushed()
+            await runner.run.flush()
             print(
                 f"\nfluxwidget: interrupted — cells in flight were cancelled; run the same "
                 f"command again to resume ({runner.run.path})",

@@ -10,7 +10,6 @@ plan on an existing folder is refused (`SweepFolderMismatch`) unless ``force_new
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import inspect
 import json
@@ -24,7 +23,7 @@ from typing import Any
 from ..client.status import StatusUpdate
 from ..errors import AuthenticationError, FalError, ValidationFailedError
 from ..pipeline import JobPipeline, PipelineClient
-from ..records import JobRecord, SavedImage
+from ..records import ACTIVE_STATES, JobRecord, SavedImage
 from ..runs import MANIFEST, Run, RunFolderError
 from ..schema import FluxLoraOutput
 from .axes import SweepPlan
@@ -242,7 +241,7 @@ class SweepRunner:
         failed = states.count("error")
         cancelled = states.count("cancelled")
         unknown = states.count("unknown")
-        in_flight = sum(s in ("submitting", "queued", "running", "fetching") for s in states)
+        in_flight = sum(state in ACTIVE_STATES for state in states)
         waiting = states.count("pending")
         end = self.finished_at or time.monotonic()
         elapsed = end - self.started_at if self.started_at is not None else 0.0
@@ -350,11 +349,6 @@ class SweepRunner:
                 record.final = False
                 record.images, record.image_urls = [], []
         await self.run_all()
-
-    async def wait_flushed(self) -> None:
-        """Wait until the manifest on disk is current."""
-        with contextlib.suppress(Exception):
-            await self.run.flush()
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per cell: axis values, state, seed, request id, files, timings, billing."""

@@ -183,7 +183,6 @@ class Job:
         self.record: RunRecord | None = None
         self.reported = False
         self.finished = False
-        self.finished_on_server = False
         self._clock = clock
         self._started = clock()
         self._running_since: float | None = None
@@ -273,8 +272,6 @@ class Job:
         if job.request_id is not None and self._cancel_on_submit and not self.finished:
             self._cancel_on_submit = False  # a Cancel clicked before the submit came back
             self._spawn_cancel()
-        if isinstance(update, Completed):
-            self.finished_on_server = True
 
     def _result_in_hand(self, _job: JobRecord, output: FluxLoraOutput | None) -> None:
         self._output = output

@@ -1,9 +1,8 @@
-"""What a finished run leaves behind: its input, fal's output and the image bytes."""
+"""What the panel keeps of a finished job: its input, fal's output, thumbnails and files."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from ..records import JobRecord
 from ..schema import ENDPOINT_ID, FluxLoraInput, FluxLoraOutput
@@ -26,15 +25,6 @@ class ImageRecord:
     path: str | None = None
     """The saved file (the full image is read from it on demand, not kept in memory)."""
 
-    @property
-    def extension(self) -> str:
-        """A file extension matching the image bytes."""
-        if self.content_type and "png" in self.content_type:
-            return "png"
-        if self.data.startswith(b"\x89PNG"):
-            return "png"
-        return "jpg"
-
 
 @dataclass(frozen=True)
 class RunRecord:
@@ -54,17 +44,3 @@ class RunRecord:
     def seed(self) -> int | None:
         """The seed the server used (the one to reuse to get the same images)."""
         return self.output.seed if self.output.seed is not None else self.params.seed
-
-    def metadata(self, image: ImageRecord) -> dict[str, Any]:
-        """What is written next to a saved image: enough to make it again."""
-        return {
-            "endpoint": self.endpoint,
-            "request_id": self.request_id,
-            "seed": self.seed,
-            "index": image.index,
-            "width": image.width,
-            "height": image.height,
-            "nsfw": image.nsfw,
-            "timings": self.output.timings,
-            "input": self.params.to_payload(),
-        }

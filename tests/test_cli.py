@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -138,16 +140,25 @@ def test_emulator_command_serves_on_the_given_port() -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(
+        target=lambda: [lines.put(line) for line in process.stdout or ()], daemon=True
+    )
+    reader.start()
     try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
+        # Wait for the banner rather than polling the port: a port picked this way can
+        # briefly belong to another process, whose reply would prove nothing.
+        banner = ""
+        deadline = time.monotonic() + 60
+        while "serving at" not in banner and time.monotonic() < deadline:
             try:
-                reply = httpx.get(f"http://127.0.0.1:{port}/fal-ai/flux-lora/requests/x/status")
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+                banner = lines.get(timeout=1)
+            except queue.Empty:
+                assert process.poll() is None, "the emulator command exited early"
+        assert f"serving at http://127.0.0.1:{port}" in banner
+        reply = httpx.get(f"http://127.0.0.1:{port}/fal-ai/flux-lora/requests/x/status")
         assert reply.status_code == 401  # serving, and asking for the key
     finally:
         process.terminate()
-        output, _ = process.communicate(timeout=10)
-    assert f"127.0.0.1:{port}" in output
+        process.wait(timeout=10)
+        reader.join(timeout=10)

@@ -144,7 +144,7 @@ class JupyterServer:
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         ]
 
-    def start(self) -> None:
+    def start(self, attempt: int = 1) -> None:
         self.log_path = self.root / ".home" / f"jupyter-{self.flavour}.log"
         env = self.environment()
         log = self.log_path.open("wb")
@@ -161,7 +161,13 @@ class JupyterServer:
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"jupyter {self.flavour} exited early:\n{self.log_tail()}")
+                tail = self.log_tail()
+                if "already in use" in tail and attempt < 3:
+                    # The free port was taken between picking it and the server binding it.
+                    self.port = free_port()
+                    self.start(attempt + 1)
+                    return
+                raise RuntimeError(f"jupyter {self.flavour} exited early:\n{tail}")
             try:
                 with urllib.request.urlopen(f"{self.url}/api/status", timeout=2) as reply:
                     if reply.status == 200:

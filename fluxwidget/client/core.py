@@ -19,6 +19,7 @@ from ..errors import (
     InputError,
     ProtocolError,
     ResponseTooLargeError,
+    UnsafeURLError,
 )
 from ..images import decode_data_uri, image_size
 from ..journal import Journal
@@ -31,7 +32,7 @@ from .responses import error_from_response, read_object
 from .retries import RetryPolicy
 from .status import StatusUpdate
 from .transport import Transport
-from .urls import check_image_url, is_downgrade
+from .urls import URLPolicy, is_downgrade
 
 __all__ = ["FluxClient"]
 
@@ -380,20 +381,23 @@ class FluxClient:
     async def download(self, image: FluxImage | str) -> bytes:
         """An image's bytes: a ``data:image/*`` URI decoded, or an URL fetched without the key.
 
-        The URL must pass the image URL policy (`UnsafeURLError` else); redirects are followed
-        (each hop checked), the download has an overall deadline and a minimum rate
+        The URL must pass the image URL policy (`UnsafeURLError` else): by its name, then by
+        the addresses the name resolves to and the address actually connected to (not through
+        a proxy or an injected transport: see `netguard`); redirects are followed (each hop
+        checked), the download has an overall deadline and a minimum rate
         (`DownloadTooSlowError`), and its bytes and pixels are capped (`ResponseTooLargeError`).
         A 404/410 raises `ImageGoneError`.
         """
         url = image.url if isinstance(image, FluxImage) else image
+        try:
+            return await self._download(url)
+        except UnsafeURLError as exc:
+            raise self.scrub(exc) from None
+
+    async def _download(self, url: str) -> bytes:
         limits = self.limits
-
-        def check(target: str) -> None:
-            check_image_url(
-                target, base_url=self.config.base_url, allow_private=limits.allow_private_hosts
-            )
-
-        check(url)
+        policy = URLPolicy(self.config.base_url, allow_private=limits.allow_private_hosts)
+        policy.check_url(url)
         if url.strip().lower().startswith("data:"):
             if len(url) > limits.max_image_bytes * 4 // 3 + 1024:
                 raise ResponseTooLargeError(
@@ -404,7 +408,7 @@ class FluxClient:
             except ValueError as exc:
                 raise ProtocolError("image download", str(exc)) from None
         else:
-            response = await self._http.download(url, check=check)
+            response = await self._http.download(url, policy=policy)
             if response.is_error:
                 raise self.error_for(response, download=True)
             data = response.content

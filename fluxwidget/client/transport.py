@@ -17,7 +17,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -27,10 +27,12 @@ import httpx
 from ..errors import DownloadTooSlowError, FalError, ProtocolError, ResponseTooLargeError
 from ..errors import TransportError as FluxTransportError
 from .limits import Limits
+from .netguard import ConnectGuard
 from .responses import TOO_LARGE, TRUNCATED
 from .retries import RetryableResponse, RetryPolicy, retrying, should_retry_response
 from .scheduling import QueuePace, StreamSlot, StreamSlots
 from .sse import SSEReader
+from .urls import URLPolicy
 
 __all__ = ["Transport"]
 
@@ -47,6 +49,9 @@ class _LoopState:
     stream_http: httpx.AsyncClient
     """The status streams' pool; a stream read to its end leaves its connection here, warm for
     that job's result call."""
+    download_http: httpx.AsyncClient
+    """The image downloads' pool: each of its connections was checked by `ConnectGuard`, so a
+    download never reuses one the URL policy did not see."""
     calls: asyncio.Semaphore
     streams: StreamSlots
 
@@ -103,7 +108,9 @@ class Transport:
         loop = asyncio.get_running_loop()
         with self._lock:
             state = self._states.get(loop)
-            if state is None or state.http.is_closed or state.stream_http.is_closed:
+            if state is None or any(
+                http.is_closed for http in (state.http, state.stream_http, state.download_http)
+            ):
                 # Streams have their own pool, so a status call never scans dozens of stream
                 # connections (httpcore walks every connection of a pool on each request).
                 # Keep-alive equals each pool's size: httpcore counts idle and busy connections
@@ -122,6 +129,11 @@ class Transport:
                         limits=httpx.Limits(
                             max_connections=stream_pool, max_keepalive_connections=stream_pool
                         ),
+                        transport=self._inner,
+                    ),
+                    download_http=httpx.AsyncClient(
+                        timeout=self._timeout,
+                        limits=httpx.Limits(max_connections=calls, max_keepalive_connections=calls),
                         transport=self._inner,
                     ),
                     calls=asyncio.Semaphore(self._max_concurrency),
@@ -303,9 +315,10 @@ class Transport:
 
     # --- image downloads -----------------------------------------------------------------------
 
-    async def download(self, url: str, *, check: Callable[[str], object]) -> httpx.Response:
-        """GET an image without the key: redirects followed (each hop passed to `check`), the
-        body capped, an overall deadline and a minimum rate; retried like any read."""
+    async def download(self, url: str, *, policy: URLPolicy) -> httpx.Response:
+        """GET an image without the key: redirects followed, each hop's URL checked by `policy`
+        and so is every address it connects to (`ConnectGuard`); the body capped, an overall
+        deadline and a minimum rate; retried like any read."""
         deadline = time.monotonic() + self.limits.download_timeout
         state = self._state()
 
@@ -313,7 +326,7 @@ class Transport:
             async for attempt in retrying(self.retry, submit=False):
                 with attempt:
                     async with state.calls:
-                        response = await self._fetch(state.http, url, check, deadline)
+                        response = await self._fetch(state.download_http, url, policy, deadline)
                     if response.is_error and should_retry_response(
                         response, submit=False, policy=self.retry
                     ):
@@ -337,13 +350,14 @@ class Transport:
         self,
         http: httpx.AsyncClient,
         url: str,
-        check: Callable[[str], object],
+        policy: URLPolicy,
         deadline: float,
     ) -> httpx.Response:
         current = url
         for _hop in range(self.limits.max_redirects + 1):
-            check(current)
+            policy.check_url(current)
             request = http.build_request("GET", current, headers={"Accept": "image/*"})
+            ConnectGuard(request, policy)
             response = await http.send(request, stream=True, follow_redirects=False)
             try:
                 location = response.headers.get("location")
@@ -401,6 +415,7 @@ class Transport:
         if state is not None:
             await state.http.aclose()
             await state.stream_http.aclose()
+            await state.download_http.aclose()
 
 
 def _has_request(exc: httpx.HTTPError) -> bool:

@@ -10,6 +10,7 @@ docs/reliability.md lists the same rows; a test below keeps the two in step.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,8 @@ class Row:
     socket: bool = False
     options: dict[str, Any] = field(default_factory=dict)
     limits: dict[str, Any] = field(default_factory=dict)
+    names: dict[str, str] = field(default_factory=dict)
+    """Names the (socket) row's lookups answer with this address (a test-only resolver)."""
 
 
 POLL = {"use_sse": False, "poll_interval": 0.005}
@@ -272,6 +275,13 @@ ROWS = [
         UnsafeURLError,
     ),
     Row(
+        "file-redirect-to-name-resolving-to-metadata",
+        [{"route": "file", "redirect": "https://images.rebind.test/latest/meta-data"}],
+        UnsafeURLError,
+        socket=True,
+        names={"images.rebind.test": "169.254.169.254"},
+    ),
+    Row(
         "result-url-metadata-host",
         [{"route": "result", "body": result_with("http://metadata.google.internal/x.png")}],
         UnsafeURLError,
@@ -327,10 +337,26 @@ async def run_job(client: FluxClient) -> list[bytes]:
     return [await client.download(image) for image in result.images]
 
 
+def answer_names(names: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make `socket.getaddrinfo` answer each of `names` with its address (others: real)."""
+    real = socket.getaddrinfo
+
+    def resolve(host: Any, port: Any, *args: Any) -> Any:
+        if host in names:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (names[host], int(port or 0)))]
+        return real(host, port, *args)
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+
+
 @pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
-async def test_fault_matrix(row: Row, request: pytest.FixtureRequest) -> None:
+async def test_fault_matrix(
+    row: Row, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
     options: dict[str, Any] = {"retry": FAST, "journal": False, **row.options}
     limits = Limits(**row.limits)
+    if row.names:
+        answer_names(row.names, monkeypatch)
     if row.socket:
         emu: Emulator = request.getfixturevalue("socket_emu")
         emu.clear_faults()

@@ -164,9 +164,9 @@ async def test_a_name_resolving_to_a_forbidden_address_is_refused_before_connect
     names.answers["images.rebind.test"] = [answer]
     async with FluxClient(KEY, base_url="https://queue.fal.run", journal=False) as client:
         with pytest.raises(UnsafeURLError, match=r"images\.rebind\.test resolves to") as info:
-            await client.download("https://images.rebind.test/x.png")
+            await client.download(f"https://images.rebind.test/x.png?echo={KEY}")
     assert shown in str(info.value)
-    assert KEY not in str(info.value)
+    assert not any(part in str(info.value) for part in (KEY, *KEY.split(":")))
     # Only the guard's own lookup ran: the connection (which looks the name up again) never did.
     assert names.lookups == ["images.rebind.test"]
 

@@ -1,12 +1,13 @@
-"""HTTP plumbing: one httpx.AsyncClient per event loop, a concurrency limit, retries, caps, SSE.
+"""HTTP plumbing: httpx clients per event loop, a concurrency limit, retries, caps, SSE.
 
 This is the one place where httpx's exceptions become fluxwidget's (`TransportError`,
 `ProtocolError`, `DownloadTooSlowError`). Every body is read as a stream and stopped at its cap,
 so a server cannot make the client hold more than `Limits` allows.
 
 httpx clients are bound to the loop they were first used on, so each loop (the kernel's, or a
-worker thread's for `generate_sync`) gets its own client and its own semaphores. An injected
-`transport` (e.g. ``httpx.ASGITransport``) is shared by those clients.
+worker thread's for `generate_sync`) gets its own clients (calls, status streams, image
+downloads) and its own semaphores. An injected `transport` (e.g. ``httpx.ASGITransport``) is
+shared by those clients. Image downloads check where they connect (`netguard`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import threading
 import time
 import weakref
@@ -98,6 +100,9 @@ class Transport:
             weakref.WeakKeyDictionary()
         )
         self._lock = threading.Lock()
+        self._ssl: ssl.SSLContext | None = None
+        """One TLS context for every client of every loop (loading the CA bundle costs tens of
+        milliseconds per context)."""
         self.queue_pace = QueuePace()
         """How fast this client's jobs have been moving up fal's queue (for polling by position)."""
 
@@ -117,15 +122,20 @@ class Transport:
                 # alike against it, so a lower one closes a connection after each call. The
                 # stream pool has room for the result calls that reuse its drained connections.
                 calls = self._max_concurrency
+                if self._ssl is None and self._inner is None:
+                    self._ssl = httpx.create_ssl_context()
+                verify: ssl.SSLContext | bool = self._ssl or True
                 stream_pool = self._max_streams + self._max_concurrency
                 state = _LoopState(
                     http=httpx.AsyncClient(
                         timeout=self._timeout,
+                        verify=verify,
                         limits=httpx.Limits(max_connections=calls, max_keepalive_connections=calls),
                         transport=self._inner,
                     ),
                     stream_http=httpx.AsyncClient(
                         timeout=self._timeout,
+                        verify=verify,
                         limits=httpx.Limits(
                             max_connections=stream_pool, max_keepalive_connections=stream_pool
                         ),
@@ -133,6 +143,7 @@ class Transport:
                     ),
                     download_http=httpx.AsyncClient(
                         timeout=self._timeout,
+                        verify=verify,
                         limits=httpx.Limits(max_connections=calls, max_keepalive_connections=calls),
                         transport=self._inner,
                     ),

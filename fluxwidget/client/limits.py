@@ -41,4 +41,5 @@ class Limits:
     status_check_interval: float = 10.0
     """While a stream brings no status event, a status call checks the job this often."""
     allow_private_hosts: bool = False
-    """Let image URLs point at private addresses (10/8, 172.16/12, 192.168/16, fc00::/7)."""
+    """Let image URLs point at (or their names resolve to) private addresses (10/8, 172.16/12,
+    192.168/16, fc00::/7). Link-local and cloud-metadata addresses stay refused."""

@@ -7,8 +7,9 @@ import asyncio
 from pathlib import Path
 
 import pytest
+import uvicorn
 
-from fluxwidget.client import Completed, FluxClient, RetryPolicy, StatusUpdate
+from fluxwidget.client import Completed, FluxClient, Limits, RetryPolicy, StatusUpdate
 from fluxwidget.client.scheduling import QueuePace, StreamSlots, poll_delay
 from fluxwidget.emulator import Emulator
 from fluxwidget.journal import Journal
@@ -110,6 +111,26 @@ async def test_the_result_reuses_the_stream_connection(emu: Emulator) -> None:
     routes = sorted(p.rsplit("/", 1)[-1] for _m, p, _c in new_calls)
     assert len(new_calls) == 9  # submit, stream, result per job
     assert routes.count("stream") == 3
+
+
+def test_idle_connections_expire_before_a_5_s_server_closes_them() -> None:
+    # uvicorn (the emulator) and Node close idle connections after 5 s; a submit sent on a
+    # connection the server is closing gets no reply and is "maybe accepted" (never retried).
+    server_idle_timeout = uvicorn.Config(app=None).timeout_keep_alive
+    assert Limits().keepalive_expiry < server_idle_timeout
+
+
+async def test_an_idle_connection_is_not_reused_past_its_expiry(emu: Emulator) -> None:
+    async with client_for(emu, journal=False, limits=Limits(keepalive_expiry=0.3)) as client:
+        handle = await client.submit(prompt="warm up", num_inference_steps=2)
+        await handle.status()
+        opened = emu.connections.opened
+        await handle.status()  # at once: the pooled connection
+        assert emu.connections.opened == opened
+        await asyncio.sleep(0.6)  # idle past the expiry: a fresh connection, not a stale one
+        await handle.status()
+        assert emu.connections.opened == opened + 1
+        await handle.result()
 
 
 async def test_a_running_job_takes_the_stream_from_a_queued_one() -> None:

@@ -40,6 +40,11 @@ class Limits:
     """A status stream with no byte (event or keep-alive) for this long is dropped for polling."""
     status_check_interval: float = 10.0
     """While a stream brings no status event, a status call checks the job this often."""
+    keepalive_expiry: float = 4.0
+    """An idle pooled connection older than this is not reused. It must stay below the server's
+    own idle timeout (5 s for uvicorn and Node servers): a request sent on a connection the
+    server is closing that very moment fails with no reply, and for a submit that means "maybe
+    accepted", never retried. httpx's default (5 s) races exactly such servers."""
     allow_private_hosts: bool = False
     """Let image URLs point at (or their names resolve to) private addresses (10/8, 172.16/12,
     192.168/16, fc00::/7). Link-local and cloud-metadata addresses stay refused."""

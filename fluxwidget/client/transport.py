@@ -126,27 +126,21 @@ class Transport:
                     self._ssl = httpx.create_ssl_context()
                 verify: ssl.SSLContext | bool = self._ssl or True
                 stream_pool = self._max_streams + self._max_concurrency
+
+                def pool(size: int) -> httpx.AsyncClient:
+                    limits = httpx.Limits(
+                        max_connections=size,
+                        max_keepalive_connections=size,
+                        keepalive_expiry=self.limits.keepalive_expiry,
+                    )
+                    return httpx.AsyncClient(
+                        timeout=self._timeout, verify=verify, limits=limits, transport=self._inner
+                    )
+
                 state = _LoopState(
-                    http=httpx.AsyncClient(
-                        timeout=self._timeout,
-                        verify=verify,
-                        limits=httpx.Limits(max_connections=calls, max_keepalive_connections=calls),
-                        transport=self._inner,
-                    ),
-                    stream_http=httpx.AsyncClient(
-                        timeout=self._timeout,
-                        verify=verify,
-                        limits=httpx.Limits(
-                            max_connections=stream_pool, max_keepalive_connections=stream_pool
-                        ),
-                        transport=self._inner,
-                    ),
-                    download_http=httpx.AsyncClient(
-                        timeout=self._timeout,
-                        verify=verify,
-                        limits=httpx.Limits(max_connections=calls, max_keepalive_connections=calls),
-                        transport=self._inner,
-                    ),
+                    http=pool(calls),
+                    stream_http=pool(stream_pool),
+                    download_http=pool(calls),
                     calls=asyncio.Semaphore(self._max_concurrency),
                     streams=StreamSlots(self._max_streams),
                 )

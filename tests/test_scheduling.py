@@ -133,6 +133,23 @@ async def test_an_idle_connection_is_not_reused_past_its_expiry(emu: Emulator) -
         await handle.result()
 
 
+async def test_logs_are_asked_for_only_when_someone_reads_the_updates(emu: Emulator) -> None:
+    async with client_for(emu, journal=False) as client:
+        quiet = await client.submit(prompt="nobody listens", num_inference_steps=4)
+        await quiet.result()
+        assert quiet.completed is not None
+        assert quiet.completed.logs == ()  # fewer, smaller events: no log line per step
+        seen: list[StatusUpdate] = []
+        listened = await client.submit(prompt="a listener", num_inference_steps=4)
+        await listened.result(seen.append)
+        assert listened.completed is not None
+        assert len(listened.completed.logs) >= 4  # one line per step
+        asked = await client.submit(prompt="asked", num_inference_steps=4)
+        await asked.result(logs=True)
+        assert asked.completed is not None
+        assert len(asked.completed.logs) >= 4
+
+
 async def test_a_running_job_takes_the_stream_from_a_queued_one() -> None:
     with Emulator(workers=1, seconds_per_step=0.01) as emu:
         async with client_for(emu, journal=False, max_streams=1, poll_interval=0.02) as client:

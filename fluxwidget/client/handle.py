@@ -412,9 +412,15 @@ class RequestHandle:
             raise exc
         return wait
 
-    async def wait(self, on_update: UpdateCallback | None = None) -> Completed:
-        """Wait for completion, calling `on_update` (sync or async) with each update."""
-        async for update in self.updates():
+    async def wait(
+        self, on_update: UpdateCallback | None = None, *, logs: bool | None = None
+    ) -> Completed:
+        """Wait for completion, calling `on_update` (sync or async) with each update.
+
+        `logs` asks fal for the job's log lines in the updates; by default only when there is an
+        `on_update` to read them (without them a stream carries a few events, not one per step).
+        """
+        async for update in self.updates(logs=on_update is not None if logs is None else logs):
             if on_update is not None:
                 outcome = on_update(update)
                 if inspect.isawaitable(outcome):
@@ -463,10 +469,12 @@ class RequestHandle:
             return "x-fal-request-id" not in response.headers  # else: the model's own error
         return isinstance(error, _TRANSIENT)
 
-    async def result(self, on_update: UpdateCallback | None = None) -> FluxLoraOutput:
-        """Wait for completion (if needed), then return the output."""
+    async def result(
+        self, on_update: UpdateCallback | None = None, *, logs: bool | None = None
+    ) -> FluxLoraOutput:
+        """Wait for completion (if needed), then return the output (`logs` as in `wait`)."""
         if self.completed is None:
-            await self.wait(on_update)
+            await self.wait(on_update, logs=logs)
         return await self.fetch_result()
 
     async def cancel(self) -> str:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -147,6 +148,15 @@ def _results_of(result: Executed, source: str) -> list[dict[str, str]]:
     return [dict(out.data) for out in cell.outputs if out.output_type == "execute_result"]
 
 
+def _anywidgets(result: Executed, class_id: str) -> list[dict[str, Any]]:
+    """The saved models (state and buffers) of the anywidget components of one class."""
+    return [
+        model
+        for model in result.widget_state().values()
+        if isinstance(model, dict) and model.get("state", {}).get("_anywidget_id") == class_id
+    ]
+
+
 def _sweep_grids(result: Executed) -> list[dict[str, object]]:
     """The saved state of each sweep grid widget the notebook displayed."""
     grids = []
@@ -271,14 +281,9 @@ def test_a_panel_notebook_executed_headless_saves_its_gallery(tmp_path: Path) ->
     assert_no_key_material(result)
     (count,) = _results_of(result, "len(panel.runs)")
     assert count["text/plain"] == "2"  # both runs finished in their cells
-    galleries = [
-        model
-        for model in result.widget_state().values()
-        if isinstance(model, dict)
-        and model.get("state", {}).get("_anywidget_id") == "fluxwidget.ui.gallery.ImageGallery"
-    ]
-    assert len(galleries) == 1
-    (gallery,) = galleries
+    (gallery,) = _anywidgets(result, "fluxwidget.ui.gallery.ImageGallery")
+    (history,) = _anywidgets(result, "fluxwidget.ui.history.HistoryList")
+    assert len(history["state"]["entries"]) == 2  # the History tab lists both runs
     state = gallery["state"]
     assert len(state["entries"]) == 3
     assert len(state["thumbs"]) == 3

@@ -3,8 +3,8 @@
 Run all cells, set the form, click Generate, and wait for the images to appear in the panel's
 gallery — on the emulator, since the server runs without a key. At 1280×900: the first result
 is in the viewport beside the form, a 19-digit seed survives restore exactly, the compare view
-works, and a notebook saved with widget state reopens with its images. Screenshots go to
-``artifacts/browser/``; ``make screenshots`` refreshes the README's picture.
+works, and a notebook saved with widget state (or executed headless) reopens with its images.
+Screenshots go to ``artifacts/browser/``; ``make screenshots`` refreshes the README's picture.
 """
 
 from __future__ import annotations

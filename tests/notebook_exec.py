@@ -72,6 +72,31 @@ class Executed:
         return dict(state)
 
 
+PANEL_NOTEBOOK_CELLS = (
+    "from fluxwidget import FluxPanel\n\n"
+    "panel = FluxPanel()\n"
+    "panel.set(prompt='a tiger eye', num_images=2, num_inference_steps=4, seed=7)\n"
+    "panel",
+    "first = await panel.generate()",
+    "second = await panel.generate(num_images=1, seed=8)\nlen(panel.runs)",
+)
+"""A small notebook with the panel that makes 2 + 1 images (on the emulator without a key)."""
+
+
+def write_panel_notebook(path: Path) -> Path:
+    """Write the small panel notebook (no outputs) to `path`."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in PANEL_NOTEBOOK_CELLS]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
 def kernel_environment(workdir: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The kernel's environment: no fal key (so: the emulator) unless ``extra`` sets one, IPython
     state kept in workdir, runs saved under ``workdir/fluxwidget-runs`` (the kernel's cwd)."""

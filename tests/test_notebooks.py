@@ -9,11 +9,13 @@ notebook is executed once per module; the notebook-specific tests read what that
 from __future__ import annotations
 
 import base64
+import io
 import json
 import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import nbformat
 import pytest
@@ -26,18 +28,22 @@ try:  # tests/ is on sys.path in pytest's default import mode; a package layout 
         EXPECTED_NOTEBOOKS,
         NOTEBOOKS,
         NOTEBOOKS_DIR,
+        WIDGET_STATE_MIME,
         Executed,
         assert_no_key_material,
         execute_notebook,
+        write_panel_notebook,
     )
 except ImportError:  # pragma: no cover
     from tests.notebook_exec import (
         EXPECTED_NOTEBOOKS,
         NOTEBOOKS,
         NOTEBOOKS_DIR,
+        WIDGET_STATE_MIME,
         Executed,
         assert_no_key_material,
         execute_notebook,
+        write_panel_notebook,
     )
 
 notebook_ids = [path.name for path in NOTEBOOKS]
@@ -140,6 +146,15 @@ def _results_of(result: Executed, source: str) -> list[dict[str, str]]:
     """The ``execute_result`` data of the code cell whose source contains `source`."""
     (cell,) = [c for c in result.notebook.cells if c.cell_type == "code" and source in c.source]
     return [dict(out.data) for out in cell.outputs if out.output_type == "execute_result"]
+
+
+def _anywidgets(result: Executed, class_id: str) -> list[dict[str, Any]]:
+    """The saved models (state and buffers) of the anywidget components of one class."""
+    return [
+        model
+        for model in result.widget_state().values()
+        if isinstance(model, dict) and model.get("state", {}).get("_anywidget_id") == class_id
+    ]
 
 
 def _sweep_grids(result: Executed) -> list[dict[str, object]]:
@@ -254,3 +269,36 @@ def test_quickstart_with_a_key_saves_no_key(tmp_path: Path) -> None:
     assert executed.widget_state(), "the quickstart saved no widget state"
     assert_no_key_material(executed)
     assert "fluxwidget-test-key-secret" not in executed.text()
+
+
+@pytest.mark.timeout(300)
+def test_a_panel_notebook_executed_headless_saves_its_gallery(tmp_path: Path) -> None:
+    """nbclient (no browser) saves only the state the kernel sent: the panel's gallery sends
+    its state at the end of each cell that changed it, so the saved notebook holds every
+    thumbnail, newest run first, and reopens showing them."""
+    source = write_panel_notebook(tmp_path / "src" / "panel.ipynb")
+    result = execute_notebook(source, tmp_path / "run")
+    assert_no_key_material(result)
+    (count,) = _results_of(result, "len(panel.runs)")
+    assert count["text/plain"] == "2"  # both runs finished in their cells
+    (gallery,) = _anywidgets(result, "fluxwidget.ui.gallery.ImageGallery")
+    (history,) = _anywidgets(result, "fluxwidget.ui.history.HistoryList")
+    assert len(history["state"]["entries"]) == 2  # the History tab lists both runs
+    state = gallery["state"]
+    assert len(state["entries"]) == 3
+    assert len(state["thumbs"]) == 3
+    runs = state["runs"]
+    assert len(runs) == 2
+    assert [e["run"] for e in state["entries"]].count(runs[0]) == 1  # the newest: 1 image
+    assert all(int(e["thumb"]) in range(3) for e in state["entries"])
+    buffers = {tuple(b["path"]): base64.b64decode(b["data"]) for b in gallery["buffers"]}
+    assert sorted(buffers) == [("thumbs", 0), ("thumbs", 1), ("thumbs", 2)]
+    for data in buffers.values():
+        with Image.open(io.BytesIO(data)) as image:
+            assert image.format == "JPEG"
+            assert 0 < max(image.size) <= 256
+        assert len(data) <= 30_000  # the saved state per shown image stays light
+    # the notebook file on disk carries the same state (what a reopened notebook renders)
+    saved = nbformat.read(result.workdir / "panel.ipynb", as_version=4)
+    on_disk = saved.metadata["widgets"][WIDGET_STATE_MIME]["state"]
+    assert sum(len(m.get("buffers", [])) for m in on_disk.values()) >= 3

@@ -1,7 +1,8 @@
 """The image components (ImageGallery, SweepGrid): one model each, thumbnails sent once.
 
 A counting Comm stands in for the kernel's comm (ipywidgets asks `comm.create_comm` for one), so
-the bytes each component sends to the browser are measured, not guessed.
+the bytes each component sends to the browser are measured, not guessed. Where a cell's end
+matters (headless execution), cells run in a real IPython shell.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import io
 import json
 import random
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import comm
@@ -27,6 +29,8 @@ class CountingComm(BaseComm):
     """A comm that keeps every message it would publish (JSON size and buffer sizes)."""
 
     sent: ClassVar[list[tuple[str, int, int]]] = []
+    data: ClassVar[list[tuple[str, dict[str, Any], list[bytes]]]] = []
+    """The same messages in full: (comm id, data, buffers)."""
 
     def publish_msg(
         self,
@@ -40,13 +44,51 @@ class CountingComm(BaseComm):
         CountingComm.sent.append(
             (msg_type, len(text), sum(len(memoryview(b).cast("B")) for b in buffers or ()))
         )
+        CountingComm.data.append(
+            (
+                self.comm_id,
+                dict(data or {}),
+                [bytes(memoryview(b).cast("B")) for b in buffers or ()],
+            )
+        )
 
 
 @pytest.fixture
 def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[tuple[str, int, int]]]:
     CountingComm.sent = []
+    CountingComm.data = []
     monkeypatch.setattr(comm, "create_comm", CountingComm)
     return CountingComm.sent
+
+
+@pytest.fixture
+def shell(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """A real IPython shell: its cells end with ``post_execute``, as in a kernel."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from traitlets.config import Config
+
+    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
+    config = Config()
+    config.HistoryManager.enabled = False
+    ip = InteractiveShell.instance(config=config)
+    try:
+        yield ip
+    finally:
+        InteractiveShell.clear_instance()
+
+
+def state_updates(widget: widgets.Widget) -> list[tuple[dict[str, Any], list[bytes]]]:
+    """The state updates (not custom messages) a widget sent: (state, buffers)."""
+    return [
+        (data["state"], buffers)
+        for comm_id, data, buffers in CountingComm.data
+        if comm_id == widget.model_id and data.get("method") == "update"
+    ]
+
+
+def run_cell(ip: Any, code: str) -> None:
+    result = ip.run_cell(code)
+    result.raise_error()
 
 
 def jpeg(seed: int, size: tuple[int, int] = (192, 144)) -> bytes:
@@ -201,3 +243,73 @@ def test_a_grid_nobody_displays_sends_its_state_once_at_the_end(
     grid.finish()
     assert sum(buffer for _, _, buffer in counted) - before == sum(map(len, thumbs))
     assert any(kind == "comm_msg" and size > 0 for kind, size, _ in counted)
+
+
+def test_a_gallery_nobody_displays_sends_its_state_at_the_end_of_each_cell(
+    counted: list[tuple[str, int, int]], shell: Any
+) -> None:
+    """Headless (nbclient saves only state the kernel sent, never custom messages): each cell
+    that changed the gallery ends with one state update holding every entry and thumbnail."""
+    gallery = ImageGallery()
+    images = [GalleryImage(jpeg(n), 640, 480) for n in range(4)]
+    shell.user_ns.update(gallery=gallery, images=images)
+    run_cell(
+        shell, "gallery.add_run('r1', '1', images[:2])\n_ = gallery.add_run('r2', '2', images[2:3])"
+    )
+    ((state, buffers),) = state_updates(gallery)  # two runs, one cell: one update
+    assert [e["id"] for e in state["entries"]] == ["r1/0", "r1/1", "r2/0"]
+    assert state["runs"] == ["r2", "r1"]
+    assert buffers == [image.thumbnail for image in images[:3]]
+
+    run_cell(shell, "x = 1")  # a cell that changes nothing sends nothing
+    assert len(state_updates(gallery)) == 1
+    run_cell(shell, "_ = gallery.add_run('r3', '3', images[3:])")
+    state, buffers = state_updates(gallery)[-1]
+    assert len(state["entries"]) == 4
+    assert state["runs"] == ["r3", "r2", "r1"]
+    assert buffers == [image.thumbnail for image in images]
+    assert len(state_updates(gallery)) == 2
+    gallery.add_run("r4", "4", images[:1])  # outside a cell: waits for the next cell's end
+    assert gallery._cell_ended in shell.events.callbacks["post_execute"]
+    gallery.close()  # a closed gallery is no longer called (nor kept alive) by the shell
+    assert gallery._cell_ended not in shell.events.callbacks["post_execute"]
+
+
+def test_after_hello_the_gallery_sends_each_thumbnail_once(
+    counted: list[tuple[str, int, int]], shell: Any
+) -> None:
+    """A browser said hello: from then on every thumbnail travels once, as a message; cells
+    end without state updates, and the saved traits still hold everything."""
+    gallery = ImageGallery()
+    images = [GalleryImage(jpeg(n), 640, 480) for n in range(6)]
+    shell.user_ns.update(gallery=gallery, images=images)
+    run_cell(shell, "_ = gallery.add_run('r1', '1', images[:2])")  # before any browser
+    assert len(state_updates(gallery)) == 1
+    gallery._received(gallery, {"kind": "hello", "have": [0, 1]}, [])  # it has the state
+    counted.clear()
+    CountingComm.data.clear()
+    for n in range(2, 6):
+        run_cell(shell, f"_ = gallery.add_run('r{n}', '{n}', images[{n}:{n + 1}])")
+    assert state_updates(gallery) == []
+    assert sum(buffer for _, _, buffer in counted) == sum(len(i.thumbnail) for i in images[2:])
+    assert len(gallery.thumbs) == 6
+    assert gallery.runs == ["r5", "r4", "r3", "r2", "r1"]
+    gallery.close()
+
+
+def test_a_grid_that_finished_in_a_cell_is_not_sent_again_at_its_end(
+    counted: list[tuple[str, int, int]], shell: Any
+) -> None:
+    grid = SweepGrid("seed", ["1", "2"])
+    shell.user_ns.update(grid=grid, thumbs=[jpeg(n) for n in range(2)])
+    run_cell(
+        shell,
+        "for n in range(2):\n"
+        "    grid.set_cell_state(f'c{n}', (n, 0, 0), 'done', 'done')\n"
+        "    grid.set_cell_image(f'c{n}', thumbs[n], {'seed': str(n)})\n"
+        "grid.finish()",
+    )
+    ((state, buffers),) = state_updates(grid)
+    assert state["finished"] is True
+    assert len(buffers) == 2
+    grid.close()

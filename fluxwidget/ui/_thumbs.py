@@ -6,14 +6,22 @@ thumbnail as a buffer; the browser adds it to its own copy of the model's state.
 traits (``entries``: JSON metadata, ``thumbs``: the JPEG bytes) are written under ipywidgets'
 property lock, so they hold the full state for saved notebooks and page reloads without being
 sent again over the comm.
+
+A notebook executed without a browser (nbclient, ``jupyter nbconvert --execute``) saves only the
+state the kernel sent, never custom messages. So until a browser model says "hello", a changed
+component also sends its full state once at the end of each cell that changed it (IPython's
+``post_execute``, before the cell's reply, so nbclient records it): one send per cell however
+many images arrived. After a hello the browser has what the messages built and nothing is sent
+twice (its hello lists the thumbnails it holds).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import anywidget
 import traitlets
@@ -40,6 +48,8 @@ class ThumbnailWidget(anywidget.AnyWidget):
 
     entries = traitlets.List(traitlets.Dict()).tag(sync=True)
     thumbs = traitlets.List(traitlets.Bytes()).tag(sync=True)
+    _snapshot_keys: ClassVar[tuple[str, ...]] = ("entries", "thumbs")
+    """The traits a cell's end sends while no browser said hello (subclasses add theirs)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -52,6 +62,8 @@ class ThumbnailWidget(anywidget.AnyWidget):
         self._on("hello", self._hello)
         self.front_end_seen = False
         """True once a browser model said hello (it holds the state the messages built)."""
+        self._unsent = False
+        self._shell: Any = None
 
     # --- adding and changing entries --------------------------------------------------------
 
@@ -138,6 +150,63 @@ class ThumbnailWidget(anywidget.AnyWidget):
         with self._lock_property(entries=entries, thumbs=thumbs):
             self.entries = entries
             self.thumbs = thumbs
+        self._state_changed()
+
+    # --- no browser yet: the state at the end of each cell (headless execution) ------------
+
+    def _state_changed(self) -> None:
+        """The traits changed without being sent: until a browser says hello, send them at the
+        end of the current cell (once, however many changes the cell made)."""
+        if self.front_end_seen or self._unsent or self.comm is None:
+            return
+        self._unsent = True
+        self._watch_cell_end()
+
+    def _watch_cell_end(self) -> None:
+        """Be called at the end of the running cell (in IPython; nothing to do elsewhere)."""
+        if self._shell is not None:
+            return
+        try:
+            from IPython import get_ipython
+        except ImportError:  # pragma: no cover - ipywidgets depends on IPython
+            return
+        shell = get_ipython()
+        events = getattr(shell, "events", None)
+        if events is None:
+            return
+        events.register("post_execute", self._cell_ended)
+        self._shell = shell
+
+    def _unwatch_cell_end(self) -> None:
+        shell, self._shell = self._shell, None
+        if shell is not None:
+            with contextlib.suppress(ValueError):
+                shell.events.unregister("post_execute", self._cell_ended)
+
+    def _cell_ended(self) -> None:
+        """A cell ended: send the state it changed unless a browser has it already."""
+        if not self.front_end_seen:
+            self._send_snapshot()
+        self._unwatch_cell_end()
+
+    def _send_snapshot(self) -> None:
+        """Send the full state now if it changed since the last time and no browser said hello
+        (a browser has it from the messages); does nothing otherwise."""
+        if self._pending is not None:
+            self._flush_state()
+        if not self._unsent or self.front_end_seen or self.comm is None:
+            return
+        self._unsent = False
+        self.send_state(list(self._snapshot_keys))
+
+    def close(self) -> None:
+        """Close the model (and stop waiting for the end of the cell)."""
+        if getattr(self, "_pending", None) is not None:
+            self._pending.cancel()  # type: ignore[union-attr]
+            self._pending = None
+        if getattr(self, "_shell", None) is not None:
+            self._unwatch_cell_end()
+        super().close()
 
     # --- messages from the browser -----------------------------------------------------------
 
@@ -152,6 +221,8 @@ class ThumbnailWidget(anywidget.AnyWidget):
         up for them (usually nothing to send: the state it started from was complete).
         """
         self.front_end_seen = True
+        self._unsent = False
+        self._unwatch_cell_end()
         have = {int(i) for i in content.get("have", []) if isinstance(i, int)}
         missing = [i for i in range(len(self._thumbs)) if i not in have]
         message = {

@@ -54,6 +54,7 @@ class ImageGallery(ThumbnailWidget):
     runs = traitlets.List(traitlets.Unicode()).tag(sync=True)
     """Run ids, newest first (the order the browser draws them in)."""
     max_height = traitlets.Unicode("640px").tag(sync=True)
+    _snapshot_keys = ("entries", "thumbs", "runs")
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -118,6 +119,7 @@ class ImageGallery(ThumbnailWidget):
         with self._lock_property(runs=order):
             self.runs = order
         self.send({"kind": "runs", "runs": order}, [])
+        self._state_changed()
 
     @property
     def run_ids(self) -> list[str]:

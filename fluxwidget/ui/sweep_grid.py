@@ -29,6 +29,7 @@ class SweepGrid(ThumbnailWidget):
     axes = traitlets.Dict().tag(sync=True)
     legend = traitlets.Dict().tag(sync=True)
     finished = traitlets.Bool(False).tag(sync=True)
+    _snapshot_keys = ("entries", "thumbs", "finished")
 
     def __init__(
         self,
@@ -88,8 +89,8 @@ class SweepGrid(ThumbnailWidget):
         self._flush_state()
         with self._lock_property(finished=True):
             self.finished = True
-        if not self.front_end_seen:
-            self.send_state(["entries", "thumbs", "finished"])
+        self._state_changed()
+        self._send_snapshot()
         self.send({"kind": "finished"}, [])
 
     def _open_asked(self, content: dict[str, Any], _buffers: list[bytes]) -> None:

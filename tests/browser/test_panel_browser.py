@@ -3,8 +3,8 @@
 Run all cells, set the form, click Generate, and wait for the images to appear in the panel's
 gallery — on the emulator, since the server runs without a key. At 1280×900: the first result
 is in the viewport beside the form, a 19-digit seed survives restore exactly, the compare view
-works, and a notebook saved with widget state reopens with its images. Screenshots go to
-``artifacts/browser/``; ``make screenshots`` refreshes the README's picture.
+works, and a notebook saved with widget state (or executed headless) reopens with its images.
+Screenshots go to ``artifacts/browser/``; ``make screenshots`` refreshes the README's picture.
 """
 
 from __future__ import annotations
@@ -13,11 +13,19 @@ import contextlib
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+try:  # tests/ is on sys.path in pytest's default import mode; a package layout also works
+    from notebook_exec import execute_notebook, write_panel_notebook
+except ImportError:  # pragma: no cover
+    from tests.notebook_exec import execute_notebook, write_panel_notebook
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
@@ -42,6 +50,7 @@ WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 PANEL = f".jp-OutputArea-output:has({GENERATE_BUTTON})"
 GALLERY_IMAGES = ".fw-gallery img.fw-thumb"
 UPDATE_SCREENSHOTS = "FLUXWIDGET_UPDATE_SCREENSHOTS"
+HEADLESS_NOTEBOOK = "panel-headless.ipynb"
 
 URL_PATHS: dict[Flavour, str] = {
     "lab": "/lab/tree/quickstart.ipynb",
@@ -291,7 +300,14 @@ def test_notebook_saved_with_widget_state_reopens_with_its_images(
     artifacts_dir: Path,
 ) -> None:
     """Generate, save with "save widget state" on, stop the kernel, open the notebook again in
-    a fresh page: the gallery shows the images from the saved state alone."""
+    a fresh page: the gallery shows the images from the saved state alone. So does a notebook
+    executed headless by nbclient (no browser ever showed it), run meanwhile in a thread."""
+    headless = ThreadPoolExecutor(max_workers=1)
+    executed = headless.submit(
+        execute_notebook,
+        write_panel_notebook(notebook_root.parent / "src" / HEADLESS_NOTEBOOK),
+        notebook_root,
+    )
     server = jupyter_factory("lab", notebook_root, save_widget_state=True)
     try:
         panel = open_panel(page, server, "lab")
@@ -331,6 +347,31 @@ def test_notebook_saved_with_widget_state_reopens_with_its_images(
             )
             images.first.scroll_into_view_if_needed()
             reopened.screenshot(path=str(artifacts_dir / "lab-reopened.png"))
+
+            executed.result(timeout=120)  # the headless run: 2 + 1 images in two runs
+            # JupyterLab draws widgets only in trusted notebooks; nbclient does not sign
+            subprocess.run(
+                [sys.executable, "-m", "jupyter", "trust", HEADLESS_NOTEBOOK],
+                cwd=notebook_root,
+                env=server.environment(),
+                check=True,
+                capture_output=True,
+            )
+            reopened.goto(
+                server.url + f"/lab/tree/{HEADLESS_NOTEBOOK}?reset", wait_until="domcontentloaded"
+            )
+            images = reopened.locator(GALLERY_IMAGES)
+            expect(images).to_have_count(3, timeout=KERNEL_TIMEOUT_MS)
+            reopened.wait_for_function(
+                "(imgs) => imgs.every((img) => img.complete && img.naturalWidth > 0)",
+                arg=images.element_handles(),
+                timeout=10_000,
+            )
+            runs = reopened.locator(".fw-gallery .fw-run")
+            expect(runs).to_have_count(2)
+            expect(runs.first.locator("img.fw-thumb")).to_have_count(1)  # newest run first
+            images.first.scroll_into_view_if_needed()
+            reopened.screenshot(path=str(artifacts_dir / "lab-reopened-headless.png"))
         finally:
             context.close()
     except Exception:
@@ -338,6 +379,8 @@ def test_notebook_saved_with_widget_state_reopens_with_its_images(
             page.screenshot(path=str(artifacts_dir / "lab-reopen-failure.png"))
         print(server.log_tail())
         raise
+    finally:
+        headless.shutdown(wait=True)
 
 
 def test_key_typed_in_the_browser_never_reaches_the_saved_notebook(

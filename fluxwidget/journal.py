@@ -6,14 +6,17 @@ a dropped connection on the result call) is not an end: the job can still be col
 `pending()` lists the jobs whose result was never fetched, so they can be recovered by request
 id. The key is never written.
 
-`append_soon` hands a record to a background writer (one thread per process) instead: the client
-uses it for ``completed``, which need not be durable before the result is returned — if it is
-lost in a crash, the job is merely listed as pending and recovery fetches its result again.
-Reading the journal (`records`, `pending`) first waits for the records handed over so far.
+All writes go through one writer thread per process, which appends lines in order and fsyncs
+once per batch (group commit). `append` (blocking) and `write` (async) return once their line is
+on disk. `append_soon` returns at once: the client uses it for ``completed``, which need not be
+durable before the result is returned — if it is lost in a crash, the job is merely listed as
+pending and recovery fetches its result again. Reading the journal (`records`, `pending`) first
+waits for the lines handed over so far.
 """
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import json
 import logging
@@ -21,6 +24,7 @@ import os
 import queue
 import threading
 import time
+from concurrent.futures import Future, InvalidStateError
 from pathlib import Path
 from typing import Any
 
@@ -41,40 +45,79 @@ def default_journal_path() -> Path:
 
 
 class _Writer:
-    """The background writer of `Journal.append_soon`: a daemon thread and a queue."""
+    """The journal's writer thread (one per process). Lines are written in the order they were
+    handed over, and each batch waiting when the thread wakes costs one fsync per file (group
+    commit): concurrent durable appends share their fsyncs, and none waits behind other work
+    in asyncio's default thread pool (image saves, manifest writes)."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[Journal, str]] = queue.Queue()
+        self._queue: queue.SimpleQueue[tuple[Journal, str, Future[None] | None]] = (
+            queue.SimpleQueue()
+        )
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._unfinished = 0
 
-    def put(self, journal: Journal, line: str) -> None:
+    def put(self, journal: Journal, line: str, done: Future[None] | None = None) -> None:
+        """Queue `line`; `done` (if given) gets its outcome once the line is on disk."""
         with self._lock:
+            self._unfinished += 1
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="fluxwidget-journal", daemon=True
                 )
                 self._thread.start()
-        self._queue.put((journal, line))
+        self._queue.put((journal, line, done))
 
     def _run(self) -> None:
         while True:
-            journal, line = self._queue.get()
-            try:
-                journal._write(line)
-            except OSError as exc:  # nothing to raise to: the job stays pending, recoverable
-                log.warning("could not write to the journal %s: %s", journal.path, exc)
-            finally:
-                self._queue.task_done()
+            batch = [self._queue.get()]
+            while True:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            by_journal: dict[Journal, list[tuple[str, Future[None] | None]]] = {}
+            for journal, line, done in batch:
+                by_journal.setdefault(journal, []).append((line, done))
+            for journal, items in by_journal.items():
+                error: OSError | None = None
+                try:
+                    journal._write_lines([line for line, _done in items])
+                except OSError as exc:
+                    error = exc
+                for _line, done in items:
+                    _settle(done, error, journal)
+            with self._idle:
+                self._unfinished -= len(batch)
+                if self._unfinished == 0:
+                    self._idle.notify_all()
 
     @property
     def pending(self) -> bool:
-        return self._queue.unfinished_tasks > 0
+        with self._lock:
+            return self._unfinished > 0
 
     def flush(self) -> None:
-        """Wait until every record handed over so far is written."""
-        if self.pending:
-            self._queue.join()
+        """Wait until every line handed over so far is written."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._unfinished == 0)
+
+
+def _settle(done: Future[None] | None, error: OSError | None, journal: Journal) -> None:
+    """Tell a durable append's waiter how its write went (nobody waits for `append_soon`)."""
+    if done is None:
+        if error is not None:  # nothing to raise to: the job stays pending, recoverable
+            log.warning("could not write to the journal %s: %s", journal.path, error)
+        return
+    try:
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+    except InvalidStateError:  # the waiter was cancelled; the line is written all the same
+        pass
 
 
 _writer = _Writer()
@@ -86,7 +129,6 @@ class Journal:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_journal_path()
-        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r})"
@@ -97,8 +139,17 @@ class Journal:
         return json.dumps(record, default=str) + "\n"
 
     def append(self, event: str, request_id: str, **fields: Any) -> None:
-        """Append one event durably (written and fsynced before returning)."""
-        self._write(self._line(event, request_id, fields))
+        """Append one event durably (written and fsynced before returning; blocks)."""
+        done: Future[None] = Future()
+        _writer.put(self, self._line(event, request_id, fields), done)
+        done.result()
+
+    async def write(self, event: str, request_id: str, **fields: Any) -> None:
+        """Append one event durably: returns once it is written and fsynced (the writer thread
+        does the work; events written at the same time share one fsync)."""
+        done: Future[None] = Future()
+        _writer.put(self, self._line(event, request_id, fields), done)
+        await asyncio.wrap_future(done)
 
     def append_soon(self, event: str, request_id: str, **fields: Any) -> None:
         """Append one event from the background writer (returns at once; see the module doc)."""
@@ -115,13 +166,13 @@ class Journal:
         """Whether `append_soon` records are still on their way to disk."""
         return _writer.pending
 
-    def _write(self, line: str) -> None:
-        with self._lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with self.path.open("a", encoding="utf-8") as fh:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
+    def _write_lines(self, lines: list[str]) -> None:
+        """Append `lines` and fsync once (called by the writer thread only)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a", encoding="utf-8") as fh:
+            fh.write("".join(lines))
+            fh.flush()
+            os.fsync(fh.fileno())
 
     def records(self) -> list[dict[str, Any]]:
         """Every record in order; a torn last line (a crash mid-write) is skipped."""

@@ -308,10 +308,8 @@ class Run:
     # --- the journal ------------------------------------------------------------------------
 
     async def log(self, event: str, record: JobRecord, **fields: Any) -> None:
-        """Append a job event to the run's journal durably (in a thread) before returning."""
-        await asyncio.to_thread(
-            self.journal.append, event, record.request_id or "", job_id=record.job_id, **fields
-        )
+        """Append a job event to the run's journal durably before returning."""
+        await self.journal.write(event, record.request_id or "", job_id=record.job_id, **fields)
 
     def active(self) -> list[JobRecord]:
         """Jobs that were submitted and are not finished (to collect on resume)."""

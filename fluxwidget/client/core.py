@@ -219,7 +219,7 @@ class FluxClient:
         if event == "completed":
             self.journal.append_soon(event, request_id, **fields)
         else:
-            await asyncio.to_thread(self.journal.append, event, request_id, **fields)
+            await self.journal.write(event, request_id, **fields)
 
     # --- the protocol ---------------------------------------------------------------------
 

@@ -214,7 +214,7 @@ class RequestHandle:
         return f"RequestHandle({self.request_id!r}, {state})"
 
     async def record(self, event: str, **fields: Any) -> None:
-        """Append an event about this request to its journal (fsynced, in a thread).
+        """Append an event about this request to its journal (fsynced before returning).
 
         ``completed`` is written in the background (`Journal.append_soon`), off the path to the
         result: lost in a crash, it only leaves the job pending, and recovery fetches it again.
@@ -224,7 +224,7 @@ class RequestHandle:
             if event == "completed":
                 self._journal.append_soon(event, self.request_id, **merged)
             else:
-                await asyncio.to_thread(self._journal.append, event, self.request_id, **merged)
+                await self._journal.write(event, self.request_id, **merged)
 
     def _error(self, response: httpx.Response) -> FalError:
         return self._client.error_for(

@@ -474,3 +474,24 @@ async def test_open_in_panel_puts_a_cell_input_with_its_exact_seed(client: FluxC
     assert panel.form.seed.value == "5361202149059313751"
     assert panel.params.guidance_scale == 5.0
     panel.close()
+
+
+async def test_jobs_started_together_share_one_run_folder_made_off_the_loop(
+    client: FluxClient, tmp_path: Path
+) -> None:
+    root = tmp_path / "runs"
+    panel = FluxPanel(client, runs_root=root)
+    panel.set(prompt="two at once", num_inference_steps=2)
+    panel.generate_button.click()
+    panel.generate_button.click()
+    assert panel.runs_folder is None  # a click makes no folder on the event loop
+    assert not root.exists()
+    await panel.wait()
+    assert panel.runs_folder is not None
+    assert [path.name for path in root.iterdir()] == [panel.runs_folder.path.name]
+    assert [job.row.state for job in panel.jobs] == ["done", "done"]
+    assert (
+        len(list(panel.runs_folder.path.glob("*.jpg")) + list(panel.runs_folder.path.glob("*.png")))
+        == 2
+    )
+    panel.close()

@@ -126,6 +126,7 @@ class FluxPanel:
         self.form.reuse_seed.on_click(lambda _button: self.reuse_last_seed())
         self.runs_folder: Run | None = None
         """This panel's run folder (made at its first job): every image, the manifest."""
+        self._folder_lock = asyncio.Lock()
         self.closed = False
         self.sweep_form: SweepForm | None = None
         """The Sweep tab's form, built when the tab is first opened (a light empty panel)."""
@@ -290,8 +291,6 @@ class FluxPanel:
 
     def _start(self, params: FluxLoraInput) -> Job:
         self._count += 1
-        if self.runs_folder is None:
-            self.runs_folder = Run.create(self.runs_root, kind="panel")
         job = Job(self._count, self._client, params, run_folder=self.runs_folder)
         lighten(job.row.box)
         self._jobs.append(job)
@@ -309,9 +308,18 @@ class FluxPanel:
         return job
 
     async def _run(self, job: Job) -> RunRecord:
+        if job.run_folder is None:
+            job.run_folder = await self._runs_folder()
         record = await job.run()
         self._add_record(record)
         return record
+
+    async def _runs_folder(self) -> Run:
+        """The panel's run folder, created off the event loop on the first Generate."""
+        async with self._folder_lock:
+            if self.runs_folder is None:
+                self.runs_folder = await asyncio.to_thread(Run.create, self.runs_root, kind="panel")
+        return self.runs_folder
 
     def _add_record(self, record: RunRecord) -> None:
         """Show a finished run: its thumbnails in the gallery, a line in the history."""

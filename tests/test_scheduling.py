@@ -121,13 +121,13 @@ def test_idle_connections_expire_before_a_5_s_server_closes_them() -> None:
 
 
 async def test_an_idle_connection_is_not_reused_past_its_expiry(emu: Emulator) -> None:
-    async with client_for(emu, journal=False, limits=Limits(keepalive_expiry=0.3)) as client:
+    async with client_for(emu, journal=False, limits=Limits(keepalive_expiry=1.0)) as client:
         handle = await client.submit(prompt="warm up", num_inference_steps=2)
         await handle.status()
         opened = emu.connections.opened
         await handle.status()  # at once: the pooled connection
         assert emu.connections.opened == opened
-        await asyncio.sleep(0.6)  # idle past the expiry: a fresh connection, not a stale one
+        await asyncio.sleep(1.3)  # idle past the expiry: a fresh connection, not a stale one
         await handle.status()
         assert emu.connections.opened == opened + 1
         await handle.result()

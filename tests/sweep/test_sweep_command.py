@@ -46,6 +46,9 @@ def test_a_3x3_sweep_from_the_shell_exports_a_labelled_grid(tmp_path: Path) -> N
     assert [record.state for record in run_folder.records()] == ["done"] * 9
     assert "9/9 done" in done.stderr
     assert "estimate" in done.stderr
+    # the bar is redrawn when what it shows changes (a cell sent, finished), not at every step
+    redraws = done.stderr.count("in flight,")
+    assert 0 < redraws <= 2 * 9 + 2
 
 
 def test_dry_run_prints_cells_and_cost_and_sends_nothing(tmp_path: Path) -> None:

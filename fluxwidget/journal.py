@@ -82,10 +82,10 @@ class _Writer:
             for journal, line, done in batch:
                 by_journal.setdefault(journal, []).append((line, done))
             for journal, items in by_journal.items():
-                error: OSError | None = None
+                error: Exception | None = None
                 try:
                     journal._write_lines([line for line, _done in items])
-                except OSError as exc:
+                except Exception as exc:  # any failure reaches its waiters; the thread goes on
                     error = exc
                 for _line, done in items:
                     _settle(done, error, journal)
@@ -105,7 +105,7 @@ class _Writer:
             self._idle.wait_for(lambda: self._unfinished == 0)
 
 
-def _settle(done: Future[None] | None, error: OSError | None, journal: Journal) -> None:
+def _settle(done: Future[None] | None, error: Exception | None, journal: Journal) -> None:
     """Tell a durable append's waiter how its write went (nobody waits for `append_soon`)."""
     if done is None:
         if error is not None:  # nothing to raise to: the job stays pending, recoverable

@@ -88,3 +88,19 @@ async def test_a_write_that_fails_raises_to_its_waiter(tmp_path: Path) -> None:
     good = Journal(tmp_path / "good.jsonl")
     await good.write("submitted", "y")
     assert [r["request_id"] for r in good.records()] == ["y"]
+
+
+async def test_any_write_failure_reaches_its_waiter_and_the_writer_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = Journal(tmp_path / "broken.jsonl")
+
+    def fail(lines: list[str]) -> None:
+        raise ValueError("not an OSError")
+
+    monkeypatch.setattr(broken, "_write_lines", fail)
+    with pytest.raises(ValueError, match="not an OSError"):
+        await broken.write("submitted", "x")
+    good = Journal(tmp_path / "good.jsonl")
+    await good.write("submitted", "y")  # the writer thread survived: no hang
+    assert [r["request_id"] for r in good.records()] == ["y"]

@@ -291,7 +291,7 @@ class FluxPanel:
 
     def _start(self, params: FluxLoraInput) -> Job:
         self._count += 1
-        job = Job(self._count, self._client, params, run_folder=self.runs_folder)
+        job = Job(self._count, self._client, params)
         lighten(job.row.box)
         self._jobs.append(job)
         shown = [job.row.box, *self.jobs_box.children]
@@ -308,8 +308,7 @@ class FluxPanel:
         return job
 
     async def _run(self, job: Job) -> RunRecord:
-        if job.run_folder is None:
-            job.run_folder = await self._runs_folder()
+        job.run_folder = await self._runs_folder()
         record = await job.run()
         self._add_record(record)
         return record

@@ -24,6 +24,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
+from _server import route_of
+
 from fluxwidget.client import FluxClient
 from fluxwidget.client.status import Completed, StatusUpdate
 from fluxwidget.emulator import Emulator
@@ -43,19 +45,6 @@ class Sample:
     model: float
     """The emulator's modelled time: from the job's start to its completion."""
     calls: Counter[str] = field(default_factory=Counter)
-
-
-def route_of(path: str) -> str:
-    """Name a call by its path, as the emulator routes it."""
-    if path.endswith("/status/stream"):
-        return "stream"
-    if path.endswith("/status"):
-        return "status"
-    if "/requests/" in path:
-        return "result"
-    if path.startswith("/files/"):
-        return "file"
-    return "submit"
 
 
 async def one_job(emu: Emulator, client: FluxClient, steps: int, seed: int) -> Sample:

@@ -70,8 +70,19 @@ def wait_for_idle_kernel(page: Page, timeout_ms: int = KERNEL_TIMEOUT_MS) -> Non
     page.wait_for_function(f"() => ({JS_KERNEL_STATUS})() === 'idle'", timeout=timeout_ms)
 
 
+def run_command(page: Page, command: str) -> None:
+    """Start a JupyterLab command without waiting on its promise.
+
+    The callers wait for what the command does (a panel shown, a model saved). Returning the
+    command's promise from ``page.evaluate`` made Playwright wait on it, and a promise JupyterLab
+    drops without settling (run-all while cells still run) fails the call with "Resulting promise
+    was garbage collected" (seen once in CI).
+    """
+    page.evaluate("(name) => { void window.jupyterapp.commands.execute(name); }", command)
+
+
 def run_all_cells(page: Page) -> None:
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    run_command(page, "notebook:run-all-cells")
 
 
 def field_row(panel: Locator, label: str) -> Locator:
@@ -315,7 +326,7 @@ def test_notebook_saved_with_widget_state_reopens_with_its_images(
         set_seed(panel, SEED)
         generate(panel, NUM_IMAGES)
         page.wait_for_timeout(500)
-        page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+        run_command(page, "docmanager:save")
         page.wait_for_function(
             "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=10_000
         )
@@ -329,7 +340,14 @@ def test_notebook_saved_with_widget_state_reopens_with_its_images(
         assert len(galleries[0].get("buffers", [])) >= NUM_IMAGES  # thumbnails, base64
         size = len(json.dumps(state))
         print(f"saved widget state: {len(state)} models, {size} bytes")
-        page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:shutdown')")
+        run_command(page, "kernelmenu:shutdown")
+        # The reopened page must show the saved state, not a live kernel's widgets.
+        page.wait_for_function(
+            "async (url) => (await (await fetch(url)).json()).length === 0",
+            arg=server.url + "/api/kernels",
+            timeout=KERNEL_TIMEOUT_MS,
+            polling=250,
+        )
         page.close()
 
         context = browser.new_context(viewport=VIEWPORT)
@@ -408,7 +426,7 @@ def test_key_typed_in_the_browser_never_reaches_the_saved_notebook(
         assert field.input_value() == ""
         assert "browser-test-key-secret" not in page.content()
 
-        page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+        run_command(page, "docmanager:save")
         saved = notebook_root / "quickstart.ipynb"
         page.wait_for_function(
             "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=10_000

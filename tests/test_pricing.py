@@ -120,13 +120,14 @@ async def test_variants_of_the_reply_are_read(odd_server: ThreadingHTTPServer) -
 
 
 async def test_unreachable_platform_gives_none() -> None:
+    # bound but not listening: connections are refused, and no other process can take the port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    async with FluxClient(
-        api_key="k", base_url=f"http://127.0.0.1:{port}", retry=FAST, journal=False
-    ) as client:
-        assert await fetch_unit_price(client) is None
+        async with FluxClient(
+            api_key="k", base_url=f"http://127.0.0.1:{port}", retry=FAST, journal=False
+        ) as client:
+            assert await fetch_unit_price(client) is None
 
 
 def test_platform_url_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

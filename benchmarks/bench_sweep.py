@@ -10,7 +10,9 @@ the range.
 
 ``fluxwidget sweep``: `fluxwidget.sweep.SweepRunner` (cap ``concurrency=K``) over a plan whose one
 axis is the seed; it also downloads and saves every image with its record into a run folder
-(a temporary directory), which the other rows do not do.
+(a temporary directory), which the other rows do not do. It asks for step counts, as
+`sweep()` in a notebook does for its grid; ``runner no steps`` is the same runner without them
+(``step_logs=False``), as the ``fluxwidget sweep`` command runs it.
 
 Run: .venv/bin/python benchmarks/bench_sweep.py [--runs 3] [--json out.json]
 """
@@ -37,6 +39,8 @@ from _harness import (
 )
 
 RUNNER = "fluxwidget sweep"
+RUNNER_NO_STEPS = "runner no steps"
+RUNNERS = (RUNNER, RUNNER_NO_STEPS)
 
 CONFIGS = [(8, 4), (16, 8)] if SHORT else [(64, 8), (256, 32)]
 
@@ -78,13 +82,21 @@ class SweepRunnerClient(FluxwidgetClient):
 
     name = RUNNER
 
+    def __init__(self, server: ServerProcess, *, step_logs: bool = True) -> None:
+        super().__init__(server)
+        self.step_logs = step_logs
+        if not step_logs:
+            self.name = RUNNER_NO_STEPS
+
     async def sweep(self, first_seed: int, jobs: int, in_flight: int, steps: int) -> list[str]:
         from fluxwidget.sweep import SweepRunner, plan_sweep
 
         seeds = list(range(first_seed, first_seed + jobs))
         plan = plan_sweep(job_input(first_seed, steps), ("seed", seeds))
         with tempfile.TemporaryDirectory() as folder:
-            runner = SweepRunner(self.client, plan, out=folder, concurrency=in_flight)
+            runner = SweepRunner(
+                self.client, plan, out=folder, concurrency=in_flight, step_logs=self.step_logs
+            )
             await runner.run_all()
             ids = [record.request_id for record in runner.records.values()]
         assert all(ids), "a cell was not submitted"
@@ -102,14 +114,14 @@ def sweep_runner_available() -> bool:
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     names = client_names()
     if sweep_runner_available():
-        names.insert(1, RUNNER)
+        names[1:1] = RUNNERS
     workers = max(k for _n, k in CONFIGS) + 8
     servers = {
         n: ServerProcess(workers=workers, seconds_per_step=args.seconds_per_step) for n in names
     }
     clients = {
-        name: SweepRunnerClient(servers[name])
-        if name == RUNNER
+        name: SweepRunnerClient(servers[name], step_logs=name == RUNNER)
+        if name in RUNNERS
         else make_client(name, servers[name])
         for name in names
     }

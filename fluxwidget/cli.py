@@ -274,7 +274,7 @@ async def _recover(args: argparse.Namespace) -> int:
     failures = 0
     async with client_for(args) as client:
         for run in runs:
-            pipeline = JobPipeline(client, run)
+            pipeline = JobPipeline(client, run, step_logs=False)  # nothing shows steps here
             for record in run.active():
                 try:
                     await pipeline.collect(record)

@@ -55,7 +55,7 @@ class PipelineHandle(Protocol):
 
     billable_units: float | None
 
-    def updates(self) -> AsyncIterator[StatusUpdate]: ...
+    def updates(self, *, logs: bool = True) -> AsyncIterator[StatusUpdate]: ...
 
     async def fetch_result(self) -> FluxLoraOutput: ...
 
@@ -109,7 +109,8 @@ class JobPipeline:
     output)` hears that the server is done with a job (its result is in hand — None when it is
     collected from journaled URLs; the downloads follow);
     `on_image(record, image, data)` gets each image's bytes once it is on disk. All run on the
-    event loop.
+    event loop. `step_logs` asks fal for the log lines that count a running job's steps ("running
+    12/28"); without them a job's stream carries an event per change of state, not per step.
     """
 
     def __init__(
@@ -121,9 +122,11 @@ class JobPipeline:
         on_image: OnImage | None = None,
         on_result: Callable[[JobRecord, FluxLoraOutput | None], None] | None = None,
         image_concurrency: int = 4,
+        step_logs: bool = True,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
+        self.step_logs = step_logs
         self.run_folder = run
         self.on_change = on_change
         self.on_image = on_image
@@ -274,7 +277,7 @@ class JobPipeline:
         return record
 
     async def _wait_and_fetch(self, record: JobRecord, handle: PipelineHandle) -> FluxLoraOutput:
-        async for update in handle.updates():
+        async for update in handle.updates(logs=self.step_logs):
             now = self._clock()
             if isinstance(update, Queued):
                 self._set(record, "queued", describe(update), update)

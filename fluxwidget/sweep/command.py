@@ -144,6 +144,7 @@ async def run_sweep_command(args: argparse.Namespace) -> int:
             force_new=args.force_new,
             cell_timeout=args.cell_timeout,
             resubmit_unknown=args.resubmit_unknown,
+            step_logs=False,  # the bar counts cells, not steps
         )
         resumed = runner.progress().finished + sum(r.collectable for r in runner.records.values())
         print(f"run folder: {runner.run.path}", file=sys.stderr)

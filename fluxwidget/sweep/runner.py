@@ -134,9 +134,12 @@ class SweepRunner:
         force_new: bool = False,
         cell_timeout: float | None = None,
         resubmit_unknown: bool = False,
+        step_logs: bool = True,
     ) -> None:
         """`resubmit_unknown` sends again the cells whose submit was in flight when an earlier
-        run stopped (they may have been accepted and billed: check fal's request history)."""
+        run stopped (they may have been accepted and billed: check fal's request history).
+        `step_logs=False` leaves out the step counts of running cells ("running 12/28"): fewer
+        events per cell, for a display that shows only counts of cells (the CLI's bar)."""
         if concurrency < 1:
             raise ValueError(f"concurrency: {concurrency} is not allowed; use 1 or more")
         self.client = client
@@ -150,6 +153,7 @@ class SweepRunner:
             on_change=self._cell_changed,
             on_image=self._image_saved,
             on_result=self._server_done,
+            step_logs=step_logs,
         )
         self.records: dict[str, JobRecord] = {}
         for cell in self.plan.cells:

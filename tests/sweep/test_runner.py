@@ -205,3 +205,32 @@ async def test_a_cell_whose_submit_was_in_flight_is_left_alone_unless_asked(
         await asked.run_all()
     assert asked.progress().done == 2
     assert wide_emu.submit_count == 2
+
+
+@pytest.mark.parametrize("step_logs", [True, False])
+async def test_step_logs_decide_whether_running_cells_report_their_steps(
+    wide_emu: Emulator, tmp_path: Path, step_logs: bool
+) -> None:
+    from fluxwidget.client.status import InProgress
+
+    plan = plan_sweep({**BASE, "num_inference_steps": 12}, "seed=1,2")
+    running: list[InProgress] = []
+
+    def heard(_record: object, update: object) -> None:
+        if isinstance(update, InProgress):
+            running.append(update)
+
+    async with _client(wide_emu) as client:
+        runner = SweepRunner(client, plan, out=tmp_path / "s", step_logs=step_logs)
+        runner.subscribe(on_cell=heard)
+        await runner.run_all()
+    assert runner.progress().done == 2
+    assert running, "no cell was heard running"
+    with_steps = [update for update in running if update.logs]
+    if step_logs:
+        assert with_steps  # "running 5/12" in the grid
+        assert len(running) > 2
+    else:
+        assert with_steps == []
+        # an event per cell's change of state (a reconnect may repeat one), not one per step
+        assert len(running) <= 2 * len(plan.cells) < 12

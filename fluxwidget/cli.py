@@ -55,9 +55,10 @@ def parse_lora(text: str) -> dict[str, Any]:
 def _field_help(field: str, extra: str = "") -> str:
     """Help text from the schema: title, description, what is allowed, the default."""
     info = FluxLoraInput.model_fields[field]
-    default = info.get_default(call_default_factory=True)
-    shown = "random" if default is None else default
-    text = f"{info.description} Allowed: {allowed_values(field)}. Default: {shown}."
+    text = f"{info.description} Allowed: {allowed_values(field)}."
+    if not info.is_required():
+        default = info.get_default(call_default_factory=True)
+        text += f" Default: {'random' if default is None else default}."
     return (text + " " + extra).replace("%", "%%").strip()
 
 

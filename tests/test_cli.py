@@ -88,6 +88,7 @@ def test_help_shows_ranges_and_defaults_from_the_schema() -> None:
     assert "a whole number from 1 to 50. Default: 28" in text
     assert "a number from 0 to 35. Default: 3.5" in text
     assert "square_hd" in text
+    assert "PydanticUndefined" not in text  # the prompt is required: no default shown
 
 
 def test_refused_key_exits_1_with_a_clear_message(tmp_path: Path) -> None:

@@ -218,7 +218,8 @@ def _geometry(layout: GridLayout, z: int, tile: tuple[int, int], scale: float) -
         axes.append(f"Z: {layout.z_label} = {layout.z_values[z]}")
     texts = [layout.title] if layout.title else []
     texts.append("   ".join(axes) if axes else "sweep")
-    texts.extend(f"{k}: {v}" for k, v in layout.legend.items())
+    # the title is usually the prompt: not written twice
+    texts.extend(f"{k}: {v}" for k, v in layout.legend.items() if v != layout.title)
     title_lines = [s for text in texts for s in _wrap(text, font, width - 2 * pad, 4)]
     title_h = len(title_lines) * line + 2 * pad
     header_h = (

@@ -173,3 +173,13 @@ def test_report_thumbnails_are_small() -> None:
     sources = re.findall(r'src="data:image/jpeg;base64,([^"]*)"', text)
     assert Image.open(io.BytesIO(base64.b64decode(sources[0]))).size == (256, 192)
     assert base64.b64decode(sources[1]) == small_jpeg  # a small JPEG is embedded as it is
+
+
+def test_the_prompt_is_not_written_twice_when_it_is_the_title(tmp_path: Path) -> None:
+    plan = plan_sweep({"prompt": "a fox"}, "guidance_scale=2,3", seed=3)
+    cells = _cells(plan, tmp_path)
+    assert plan.legend()["prompt"] == "a fox"
+    as_title = grid_image(cells, GridLayout.from_plan(plan, title="a fox"))
+    other_title = grid_image(cells, GridLayout.from_plan(plan, title="a cat"))
+    assert as_title.width == other_title.width
+    assert as_title.height < other_title.height  # one legend line fewer

@@ -154,13 +154,16 @@ class ThumbnailWidget(anywidget.AnyWidget):
 
     # --- no browser yet: the state at the end of each cell (headless execution) ------------
 
-    def _state_changed(self) -> None:
+    def _state_changed(self, *, now: bool = False) -> None:
         """The traits changed without being sent: until a browser says hello, send them at the
-        end of the current cell (once, however many changes the cell made)."""
-        if self.front_end_seen or self._unsent or self.comm is None:
+        end of the current cell (once, however many changes the cell made), or `now`."""
+        if self.front_end_seen or self.comm is None:
             return
         self._unsent = True
-        self._watch_cell_end()
+        if now:
+            self._send_snapshot()
+        else:
+            self._watch_cell_end()
 
     def _watch_cell_end(self) -> None:
         """Be called at the end of the running cell (in IPython; nothing to do elsewhere)."""
@@ -185,8 +188,7 @@ class ThumbnailWidget(anywidget.AnyWidget):
 
     def _cell_ended(self) -> None:
         """A cell ended: send the state it changed unless a browser has it already."""
-        if not self.front_end_seen:
-            self._send_snapshot()
+        self._send_snapshot()
         self._unwatch_cell_end()
 
     def _send_snapshot(self) -> None:

@@ -89,8 +89,7 @@ class SweepGrid(ThumbnailWidget):
         self._flush_state()
         with self._lock_property(finished=True):
             self.finished = True
-        self._state_changed()
-        self._send_snapshot()
+        self._state_changed(now=True)
         self.send({"kind": "finished"}, [])
 
     def _open_asked(self, content: dict[str, Any], _buffers: list[bytes]) -> None:

@@ -47,6 +47,7 @@ test: lint typecheck pytest
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check . notebooks/build_notebooks.py
 	$(BIN)/ruff format --check . notebooks/build_notebooks.py
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy

@@ -89,7 +89,7 @@ class SweepRunnerClient(FluxwidgetClient):
             self.name = RUNNER_NO_STEPS
 
     async def sweep(self, first_seed: int, jobs: int, in_flight: int, steps: int) -> list[str]:
-        from fluxwidget.sweep import SweepRunner, plan_sweep
+        from fluxwidget.sweeps import SweepRunner, plan_sweep
 
         seeds = list(range(first_seed, first_seed + jobs))
         plan = plan_sweep(job_input(first_seed, steps), ("seed", seeds))
@@ -105,7 +105,7 @@ class SweepRunnerClient(FluxwidgetClient):
 
 def sweep_runner_available() -> bool:
     try:
-        from fluxwidget.sweep import SweepRunner  # noqa: F401
+        from fluxwidget.sweeps import SweepRunner  # noqa: F401
     except ImportError:
         return False
     return True

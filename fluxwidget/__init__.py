@@ -1,8 +1,9 @@
 """fluxwidget: a notebook-native playground for FLUX LoRA (``fal-ai/flux-lora``) on fal.
 
-The widgets and the emulator are imported on first use, so ``import fluxwidget`` stays light
-for scripts and the CLI. ``fluxwidget.sweep`` is the `sweep` function; its package's modules
-are imported by their full names (``fluxwidget.sweep.axes``, ...).
+The public names, errors included; nothing else. The widgets (`FluxPanel`, `sweep`) and the
+emulator are imported on first use, so ``import fluxwidget`` stays light for scripts and the CLI.
+The layers below (``client``, ``store``, ``pipeline``, ``sweeps``, ``ui``, ``cli``, ``emulator``)
+are described in docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -10,23 +11,81 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .client import FluxClient
-from .defaults import default_client, emulator_client
+from .connect import choose_client, default_client, emulator_client
+from .errors import (
+    AccountLockedError,
+    AuthenticationError,
+    CostNotConfirmed,
+    DownloadTooSlowError,
+    FalError,
+    FieldProblem,
+    FluxwidgetError,
+    ForbiddenError,
+    GenerationTimeout,
+    ImageGoneError,
+    InputError,
+    JobCancelledError,
+    MissingKeyError,
+    NotFoundError,
+    ProtocolError,
+    RateLimitError,
+    RequestTimeoutError,
+    ResponseTooLargeError,
+    ResultExpiredError,
+    ResultNotReadyError,
+    RunFolderError,
+    ServerError,
+    SweepError,
+    SweepFolderMismatch,
+    TransportError,
+    UnsafeURLError,
+    ValidationFailedError,
+)
 from .schema import FluxLoraInput, FluxLoraOutput, ImageSize, LoraWeight
-from .sweep.api import SweepRun, sweep  # binds `fluxwidget.sweep` to the function
+from .sweeps.run import SweepRun
 
 if TYPE_CHECKING:
     from .emulator import Emulator
     from .ui import FluxPanel
+    from .ui.sweep import sweep
 
 __all__ = [
+    "AccountLockedError",
+    "AuthenticationError",
+    "CostNotConfirmed",
+    "DownloadTooSlowError",
     "Emulator",
+    "FalError",
+    "FieldProblem",
     "FluxClient",
     "FluxLoraInput",
     "FluxLoraOutput",
     "FluxPanel",
+    "FluxwidgetError",
+    "ForbiddenError",
+    "GenerationTimeout",
+    "ImageGoneError",
     "ImageSize",
+    "InputError",
+    "JobCancelledError",
     "LoraWeight",
+    "MissingKeyError",
+    "NotFoundError",
+    "ProtocolError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "ResponseTooLargeError",
+    "ResultExpiredError",
+    "ResultNotReadyError",
+    "RunFolderError",
+    "ServerError",
+    "SweepError",
+    "SweepFolderMismatch",
     "SweepRun",
+    "TransportError",
+    "UnsafeURLError",
+    "ValidationFailedError",
+    "choose_client",
     "default_client",
     "emulator_client",
     "sweep",
@@ -36,10 +95,15 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name: str) -> Any:
+    """The heavy names, imported on first use (widgets, the emulator's server)."""
     if name == "FluxPanel":
         from .ui import FluxPanel
 
         return FluxPanel
+    if name == "sweep":
+        from .ui.sweep import sweep
+
+        return sweep
     if name == "Emulator":
         from .emulator import Emulator
 

@@ -4,6 +4,11 @@
 
     FluxwidgetError
     ├── InputError              bad input, raised before any request (also a ValueError)
+    │   └── SweepError          a bad sweep axis or cell
+    ├── MissingKeyError         no key and no emulator: nothing can be sent
+    ├── RunFolderError          a run folder that cannot be used (also a ValueError)
+    │   └── SweepFolderMismatch the folder holds a different sweep
+    ├── CostNotConfirmed        a sweep over its cost threshold, unconfirmed (also a ValueError)
     ├── UnsafeURLError          a URL the download policy refuses (also a ValueError)
     └── FalError                anything that went wrong talking to fal, a proxy or the emulator
         ├── AuthenticationError 401: the key was refused
@@ -36,6 +41,7 @@ from typing import Any
 __all__ = [
     "AccountLockedError",
     "AuthenticationError",
+    "CostNotConfirmed",
     "DownloadTooSlowError",
     "FalError",
     "FieldProblem",
@@ -53,7 +59,10 @@ __all__ = [
     "ResponseTooLargeError",
     "ResultExpiredError",
     "ResultNotReadyError",
+    "RunFolderError",
     "ServerError",
+    "SweepError",
+    "SweepFolderMismatch",
     "TransportError",
     "UnsafeURLError",
     "ValidationFailedError",
@@ -88,6 +97,38 @@ class InputError(FluxwidgetError, ValueError):
     def for_field(self, field: str) -> list[FieldProblem]:
         """The problems of one top-level field (e.g. all of ``loras[...]``)."""
         return [p for p in self.problems if p.field.split("[")[0].split(".")[0] == field]
+
+
+class SweepError(InputError):
+    """A sweep axis or cell is invalid; raised before any request is sent.
+
+    It is an `InputError`, so ``except InputError`` catches it; `problems` lists each problem
+    and `hidden` counts those left out of the message.
+    """
+
+    def __init__(
+        self, problems: list[FieldProblem], *, heading: str = "invalid sweep", hidden: int = 0
+    ) -> None:
+        super().__init__(problems)
+        self.hidden = hidden
+        lines = "\n".join(f"  - {p}" for p in problems)
+        more = f"\n  ... and {hidden} more" if hidden else ""
+        self.args = (f"{heading}:\n{lines}{more}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class RunFolderError(FluxwidgetError, ValueError):
+    """A run folder that cannot be used: not a run folder, unreadable, or named unsafely."""
+
+
+class SweepFolderMismatch(RunFolderError):
+    """The folder holds a different sweep; resuming it would mix two definitions."""
+
+
+class CostNotConfirmed(FluxwidgetError, ValueError):
+    """The estimated cost is above the threshold and the sweep was not confirmed."""
 
 
 class MissingKeyError(FluxwidgetError):

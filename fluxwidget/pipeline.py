@@ -18,12 +18,13 @@ import asyncio
 import inspect
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
-from typing import Any, Protocol
+from typing import Any
 
 from . import images
 from .client.handle import is_final_error
+from .client.protocols import JobClient, JobHandle
 from .client.status import Completed, InProgress, Queued, StatusUpdate, Waiting, describe
 from .errors import (
     FalError,
@@ -32,12 +33,11 @@ from .errors import (
     ResultExpiredError,
     TransportError,
 )
-from .journal import Journal
-from .records import JobRecord, SavedImage
-from .runs import Run
 from .schema import FluxImage, FluxLoraInput, FluxLoraOutput, validate_input
+from .store.records import JobRecord, SavedImage
+from .store.runs import Run
 
-__all__ = ["JobPipeline", "OnChange", "OnImage", "PipelineClient", "PipelineHandle"]
+__all__ = ["JobPipeline", "OnChange", "OnImage"]
 
 log = logging.getLogger("fluxwidget.pipeline")
 
@@ -45,56 +45,6 @@ OnChange = Callable[[JobRecord, StatusUpdate | None], None]
 """Called on the loop whenever a job's state or status line changes (keep it quick)."""
 OnImage = Callable[[JobRecord, SavedImage, bytes], Awaitable[None] | None]
 """Called with each image's bytes right after it is saved (e.g. to make a thumbnail)."""
-
-
-class PipelineHandle(Protocol):
-    """What the pipeline needs of a submitted request (`fluxwidget.client.RequestHandle`)."""
-
-    @property
-    def request_id(self) -> str: ...
-
-    billable_units: float | None
-
-    def updates(self, *, logs: bool = True) -> AsyncIterator[StatusUpdate]: ...
-
-    async def fetch_result(self) -> FluxLoraOutput: ...
-
-    async def cancel(self) -> str: ...
-
-    async def record(self, event: str, **fields: Any) -> None: ...
-
-
-class PipelineConfig(Protocol):
-    """Where the client sends jobs."""
-
-    @property
-    def endpoint(self) -> str: ...
-
-
-class PipelineClient(Protocol):
-    """What the pipeline needs of a client (`fluxwidget.FluxClient`)."""
-
-    @property
-    def config(self) -> PipelineConfig: ...
-
-    async def submit(
-        self,
-        input: FluxLoraInput,
-        /,
-        *,
-        journal: Journal | None = None,
-        journal_fields: dict[str, Any] | None = None,
-    ) -> Any: ...
-
-    def handle(
-        self,
-        request_id: str,
-        *,
-        journal: Journal | None = None,
-        journal_fields: dict[str, Any] | None = None,
-    ) -> Any: ...
-
-    async def download(self, image: FluxImage | str, /) -> bytes: ...
 
 
 def _emulated(output: FluxLoraOutput) -> bool:
@@ -115,7 +65,7 @@ class JobPipeline:
 
     def __init__(
         self,
-        client: PipelineClient,
+        client: JobClient,
         run: Run,
         *,
         on_change: OnChange | None = None,
@@ -133,7 +83,7 @@ class JobPipeline:
         self.on_result = on_result
         self._image_slots = asyncio.Semaphore(image_concurrency)
         self._clock = clock
-        self.handles: dict[str, PipelineHandle] = {}
+        self.handles: dict[str, JobHandle] = {}
         """The handle of each job on its way, by job id (for cancel)."""
 
     def __repr__(self) -> str:
@@ -249,7 +199,7 @@ class JobPipeline:
         return await handle.cancel()
 
     async def _follow(
-        self, record: JobRecord, handle: PipelineHandle, *, timeout: float | None
+        self, record: JobRecord, handle: JobHandle, *, timeout: float | None
     ) -> JobRecord:
         try:
             output = await asyncio.wait_for(self._wait_and_fetch(record, handle), timeout)
@@ -276,7 +226,7 @@ class JobPipeline:
             raise
         return record
 
-    async def _wait_and_fetch(self, record: JobRecord, handle: PipelineHandle) -> FluxLoraOutput:
+    async def _wait_and_fetch(self, record: JobRecord, handle: JobHandle) -> FluxLoraOutput:
         async for update in handle.updates(logs=self.step_logs):
             now = self._clock()
             if isinstance(update, Queued):
@@ -385,7 +335,7 @@ class JobPipeline:
             await self.run_folder.log("failed", record, error=record.error, final=True)
         self._set(record, state, record.error)
 
-    async def _cancel_quietly(self, record: JobRecord, handle: PipelineHandle) -> None:
+    async def _cancel_quietly(self, record: JobRecord, handle: JobHandle) -> None:
         try:
             outcome = await asyncio.wait_for(handle.cancel(), 5.0)
         except Exception as exc:  # best effort: the job stays collectable

@@ -353,7 +353,7 @@ when a key is set, and waits for `confirm=True` above $1.
     ),
     code(
         """
-from fluxwidget.sweep import estimate_cost, plan_sweep
+from fluxwidget.sweeps import estimate_cost, plan_sweep
 
 plan = plan_sweep(BASE, x=X, y=Y)
 print(len(plan.cells), "cells, for example:", plan.cells[4].axis_values)
@@ -367,7 +367,7 @@ A mistake in any cell is caught before a single request, named by its axis value
     ),
     code(
         """
-from fluxwidget.sweep import SweepError
+from fluxwidget import SweepError
 
 try:
     plan_sweep(BASE, x=X, y="guidance_scale=2,40")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import httpx
 
+from fluxwidget.client.journal import Journal
 from fluxwidget.emulator import Emulator
 from fluxwidget.images import open_image, read_metadata
-from fluxwidget.journal import Journal
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -23,6 +23,7 @@ from fluxwidget.client import (
     RetryPolicy,
     StatusUpdate,
 )
+from fluxwidget.client.journal import Journal
 from fluxwidget.emulator import Emulator
 from fluxwidget.errors import (
     AuthenticationError,
@@ -39,7 +40,6 @@ from fluxwidget.errors import (
     ValidationFailedError,
 )
 from fluxwidget.images import open_image
-from fluxwidget.journal import Journal
 
 FAST = RetryPolicy(max_attempts=4, initial_wait=0.01, max_wait=0.5)
 

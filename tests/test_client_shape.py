@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from fluxwidget.client import Completed, FluxClient, Limits, RetryPolicy, Waiting
+from fluxwidget.client.journal import Journal
 from fluxwidget.client.status import describe
 from fluxwidget.client.urls import check_image_url
 from fluxwidget.emulator.app import EmulatorApp, build_app
@@ -22,7 +23,6 @@ from fluxwidget.errors import (
     ServerError,
     UnsafeURLError,
 )
-from fluxwidget.journal import Journal
 
 KEY = "shape-key-id:shape-key-secret-abcdef"
 BASE = "http://emulator.test"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from fluxwidget.emulator import Emulator
 from fluxwidget.images import read_metadata
-from fluxwidget.runs import Run
+from fluxwidget.store.runs import Run
 
 
 def _cli(*args: str) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fluxwidget.journal import Journal, default_journal_path
+from fluxwidget.client.journal import Journal, default_journal_path
 
 
 def test_pending_lists_jobs_without_a_terminal_event(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ from fluxwidget.emulator import Emulator
 from fluxwidget.errors import FalError, ValidationFailedError
 from fluxwidget.images import read_metadata
 from fluxwidget.pipeline import JobPipeline
-from fluxwidget.records import JobRecord
-from fluxwidget.runs import MANIFEST, Run, list_runs
 from fluxwidget.schema import InputError
+from fluxwidget.store.records import JobRecord
+from fluxwidget.store.runs import MANIFEST, Run, list_runs
 
 
 def _client(emu: Emulator, **options: object) -> FluxClient:

@@ -15,10 +15,10 @@ from fluxwidget.client import FluxClient
 from fluxwidget.client.config import DEFAULT_PLATFORM_URL, ClientConfig
 from fluxwidget.client.pricing import UnitPrice, fetch_unit_price, unit_price_from_reply
 from fluxwidget.client.retries import RetryPolicy
-from fluxwidget.defaults import emulator_client
+from fluxwidget.connect import emulator_client
 from fluxwidget.emulator import Emulator
 from fluxwidget.emulator.app import PRICE_PER_MEGAPIXEL
-from fluxwidget.sweep.cost import DEFAULT_PRICE
+from fluxwidget.sweeps.cost import DEFAULT_PRICE
 
 FAST = RetryPolicy(max_attempts=2, initial_wait=0.01, max_wait=0.05)
 

@@ -14,6 +14,7 @@ from fluxwidget import errors
 
 # Add a name here when it joins fluxwidget.__all__ (and only then).
 PUBLIC_NAMES = {
+    *errors.__all__,
     "Emulator",
     "FluxClient",
     "FluxLoraInput",
@@ -22,6 +23,7 @@ PUBLIC_NAMES = {
     "ImageSize",
     "LoraWeight",
     "SweepRun",
+    "choose_client",
     "default_client",
     "emulator_client",
     "sweep",
@@ -29,7 +31,11 @@ PUBLIC_NAMES = {
 
 CLIENT_NAMES = {
     "ClientConfig",
-    "ClientPort",
+    "ClientSettings",
+    "HandleBackend",
+    "JobClient",
+    "JobHandle",
+    "Journal",
     "Completed",
     "FluxClient",
     "InProgress",

@@ -14,11 +14,11 @@ import httpx
 import pytest
 
 from fluxwidget.client import FluxClient, Limits, RetryPolicy
+from fluxwidget.client.journal import Journal
 from fluxwidget.client.redact import Redactor
 from fluxwidget.emulator.app import build_app
 from fluxwidget.emulator.faults import Fault
 from fluxwidget.errors import FluxwidgetError
-from fluxwidget.journal import Journal
 
 KEY_ID = "leaky-key-id-4f2a"
 KEY_SECRET = "leaky-secret-9d8c7b6a5f4e3d2c1b0a"

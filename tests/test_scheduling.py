@@ -10,9 +10,9 @@ import pytest
 import uvicorn
 
 from fluxwidget.client import Completed, FluxClient, Limits, RetryPolicy, StatusUpdate
+from fluxwidget.client.journal import Journal
 from fluxwidget.client.scheduling import QueuePace, StreamSlots, poll_delay
 from fluxwidget.emulator import Emulator
-from fluxwidget.journal import Journal
 
 FAST = RetryPolicy(max_attempts=4, initial_wait=0.01, max_wait=0.5)
 

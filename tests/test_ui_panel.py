@@ -434,7 +434,7 @@ async def test_history_survives_a_restart_read_from_the_runs_folder(
     """Jobs run by the pipeline into a runs folder (an earlier session) show in a new panel's
     history, newest first, with a small thumbnail, and Restore puts back the exact seed."""
     from fluxwidget.pipeline import JobPipeline
-    from fluxwidget.runs import Run
+    from fluxwidget.store.runs import Run
 
     root = tmp_path / "runs"
     pipeline = JobPipeline(client, Run.create(root))

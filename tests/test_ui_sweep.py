@@ -106,7 +106,7 @@ async def test_open_in_panel_restores_the_cells_input_with_its_seed(
 async def test_an_unconfirmed_sweep_shows_its_cost_and_a_confirm_button(
     fast: Emulator, tmp_path: Path
 ) -> None:
-    from fluxwidget.sweep import UnitPrice
+    from fluxwidget.sweeps import UnitPrice
 
     run = sweep(
         "a fox",

@@ -1,19 +1,25 @@
 """fal's queue protocol for flux-lora: `FluxClient`, request handles, status updates, retries,
-limits."""
+limits, the journal, the client contract."""
 
 from .config import ClientConfig, key_from_environment
 from .core import FluxClient
-from .handle import ClientPort, RequestHandle
+from .handle import RequestHandle
+from .journal import Journal
 from .limits import Limits
+from .protocols import ClientSettings, HandleBackend, JobClient, JobHandle
 from .retries import RetryPolicy
 from .status import Completed, InProgress, LogEntry, Queued, StatusUpdate, Waiting
 
 __all__ = [
     "ClientConfig",
-    "ClientPort",
+    "ClientSettings",
     "Completed",
     "FluxClient",
+    "HandleBackend",
     "InProgress",
+    "JobClient",
+    "JobHandle",
+    "Journal",
     "Limits",
     "LogEntry",
     "Queued",

@@ -22,10 +22,10 @@ from ..errors import (
     UnsafeURLError,
 )
 from ..images import decode_data_uri, image_size
-from ..journal import Journal
 from ..schema import FluxImage, FluxLoraInput, FluxLoraOutput, validate_input
 from .config import ClientConfig, key_from_environment
 from .handle import RequestHandle, UpdateCallback
+from .journal import Journal
 from .limits import Limits
 from .redact import Redactor
 from .responses import error_from_response, read_object

@@ -1,7 +1,8 @@
 """A submitted request: its status updates (SSE stream, polling fallback), result and cancel.
 
-A handle talks to its client only through `ClientPort` (the transport, the error mapping, the
-journal and the polling settings), so it can be driven by any client that offers those.
+A handle talks to its client only through `HandleBackend` (in `fluxwidget.client.protocols`:
+the transport, the error mapping, the journal and the polling settings), so it can be driven by
+any client that offers those.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 
 from ..errors import (
     AuthenticationError,
     FalError,
+    FluxwidgetError,
     JobCancelledError,
     NotFoundError,
     ProtocolError,
@@ -31,8 +33,9 @@ from ..errors import (
     TransportError,
     ValidationFailedError,
 )
-from ..journal import Journal
 from ..schema import FluxLoraInput, FluxLoraOutput
+from .journal import Journal
+from .protocols import HandleBackend
 from .responses import parse_result, read_object
 from .scheduling import StreamSlot, poll_delay
 from .sse import KEEPALIVE
@@ -45,9 +48,8 @@ from .status import (
     Waiting,
     parse_status,
 )
-from .transport import Transport
 
-__all__ = ["ClientPort", "RequestHandle", "UpdateCallback", "is_final_error"]
+__all__ = ["RequestHandle", "UpdateCallback", "is_final_error"]
 
 log = logging.getLogger("fluxwidget.client")
 
@@ -55,41 +57,7 @@ UpdateCallback = Callable[[StatusUpdate], Awaitable[None] | None]
 E = TypeVar("E", bound=BaseException)
 
 
-class ClientPort(Protocol):
-    """What a `RequestHandle` needs from its client (`FluxClient` provides it)."""
-
-    @property
-    def http(self) -> Transport:
-        """Sends the calls (retries, caps, the key)."""
-
-    @property
-    def use_sse(self) -> bool: ...
-
-    @property
-    def poll_interval(self) -> float: ...
-
-    @property
-    def max_poll_interval(self) -> float: ...
-
-    @property
-    def max_queue_poll_interval(self) -> float: ...
-
-    def error_for(
-        self, response: httpx.Response, *, request_id: str | None = None, completed: bool = False
-    ) -> FalError:
-        """The typed error for an error reply, the key masked."""
-
-    def scrub(self, exc: E) -> E:
-        """The exception with the key masked in every attribute."""
-
-    def redact(self, text: str) -> str:
-        """The text with the key masked."""
-
-    async def record(self, event: str, request_id: str, **fields: Any) -> None:
-        """Append an event to the journal (when there is one)."""
-
-
-class _StreamUnusable(Exception):
+class _StreamUnusable(FluxwidgetError):
     """The server answered the status stream with something other than a full stream."""
 
 
@@ -183,7 +151,7 @@ class RequestHandle:
 
     def __init__(
         self,
-        client: ClientPort,
+        client: HandleBackend,
         request_id: str,
         *,
         status_url: str,

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .core import FluxClient
+    from .protocols import JobClient
 
 __all__ = ["UnitPrice", "fetch_unit_price", "unit_price_from_reply"]
 
@@ -91,7 +91,7 @@ def unit_price_from_reply(
     return None
 
 
-async def fetch_unit_price(client: FluxClient, endpoint_id: str | None = None) -> UnitPrice | None:
+async def fetch_unit_price(client: JobClient, endpoint_id: str | None = None) -> UnitPrice | None:
     """fal's unit price for `endpoint_id` (default: the client's endpoint), or None.
 
     Never raises: no key, a refused key, a server error, a timeout or a reply it cannot read

@@ -27,6 +27,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
+from ..errors import FluxwidgetError
 from .responses import is_user_timeout, parse_retry_after
 
 __all__ = ["RetryPolicy", "RetryableResponse", "is_retryable", "retrying"]
@@ -50,8 +51,9 @@ class RetryPolicy:
     """The longest ``Retry-After`` honoured; past it the call fails with the server's value."""
 
 
-class RetryableResponse(Exception):
-    """Raised inside an attempt for an error reply that deserves another try."""
+class RetryableResponse(FluxwidgetError):
+    """Raised inside an attempt for an error reply that deserves another try (it never leaves
+    the transport: the last reply is mapped to its typed error)."""
 
     def __init__(self, response: httpx.Response) -> None:
         super().__init__(f"HTTP {response.status_code}")

@@ -54,7 +54,7 @@ def past_jobs(root: str | Path | None = None, limit: int = PAST_JOBS) -> list[Pa
     longer validates and missing image files are skipped, never raised.
     """
     from .. import images
-    from ..runs import list_runs
+    from ..store.runs import list_runs
 
     found: list[PastJob] = []
     for run in list_runs(root):

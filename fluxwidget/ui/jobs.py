@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any
 
 import ipywidgets as widgets
 
+from ..client.protocols import JobClient, JobHandle
 from ..client.status import (
     Completed,
     InProgress,
@@ -19,12 +20,11 @@ from ..client.status import (
     describe,
 )
 from ..errors import JobCancelledError as JobCancelled
-from ..pipeline import JobPipeline, PipelineClient
-from ..records import JobRecord, SavedImage
-from ..runs import Run
+from ..pipeline import JobPipeline
 from ..schema import FluxImage, FluxLoraInput, FluxLoraOutput
+from ..store.records import JobRecord, SavedImage
+from ..store.runs import Run
 from . import status
-from ._types import ClientLike, HandleLike
 from ._widgets import close_tree, esc, muted, shared_layout
 from .records import ImageRecord, RunRecord
 
@@ -166,7 +166,7 @@ class Job:
     def __init__(
         self,
         number: int,
-        client: ClientLike,
+        client: JobClient,
         params: FluxLoraInput,
         *,
         run_folder: Run | None = None,
@@ -199,11 +199,11 @@ class Job:
         return self.job.request_id if self.job is not None else None
 
     @property
-    def handle(self) -> HandleLike | None:
+    def handle(self) -> JobHandle | None:
         """The request's handle while the job is on its way."""
         if self.pipeline is None or self.job is None:
             return None
-        return self.pipeline.handles.get(self.job.job_id)  # type: ignore[return-value]
+        return self.pipeline.handles.get(self.job.job_id)
 
     async def run(self) -> RunRecord:
         """Submit, follow, fetch the result and the images; every outcome lands in the row."""
@@ -233,7 +233,7 @@ class Job:
         if self.run_folder is None:
             self.run_folder = await asyncio.to_thread(Run.create, kind="panel")
         self.pipeline = JobPipeline(
-            cast(PipelineClient, self.client),
+            self.client,
             self.run_folder,
             on_change=self._changed,
             on_image=self._image_saved,

@@ -9,9 +9,10 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ..runs import Run, default_runs_root
+from ..client.protocols import JobClient
+from ..connect import ClientMode, choose_client
 from ..schema import FieldProblem, FluxLoraInput, FluxLoraOutput, InputError, validate_input
-from ._types import ClientLike
+from ..store.runs import Run, default_runs_root
 from ._widgets import close_tree, error_html, esc, lighten, muted, shared_layout
 from .code_view import CodeView
 from .codegen import Target
@@ -50,17 +51,17 @@ class FluxPanel:
 
     def __init__(
         self,
-        client: ClientLike | None = None,
+        client: JobClient | None = None,
         *,
         api_key: str | None = None,
         runs_root: str | Path | None = None,
     ) -> None:
         """`runs_root`: the runs folder the history is read from (default ``$FLUXWIDGET_RUNS``
         or ``./fluxwidget-runs``)."""
-        if client is not None and api_key is not None:
-            raise TypeError("give either client= or api_key=, not both")
         self.runs_root = Path(runs_root) if runs_root is not None else default_runs_root()
-        self._client, self._mode = _choose_client(client, api_key)
+        connection = choose_client(client, api_key=api_key)
+        self._client: JobClient = connection.client
+        self._mode: ClientMode = connection.mode
         self._tasks = TaskSet(self._report, thread_cleanup=self._close_client_connections)
         self._jobs: list[Job] = []
         self._runs: list[RunRecord] = []
@@ -141,7 +142,7 @@ class FluxPanel:
     # --- the Python API ---------------------------------------------------------------------
 
     @property
-    def client(self) -> ClientLike:
+    def client(self) -> JobClient:
         """The client jobs are submitted with."""
         return self._client
 
@@ -218,21 +219,21 @@ class FluxPanel:
         On the emulator the new client talks to fal; otherwise it is a copy of the current client
         (same host, auth scheme, endpoint and options) with the new key.
         """
-        from ..client import FluxClient
-
         with_options = getattr(self._client, "with_options", None)
         if self._mode == "emulator":
-            self._client, self._mode = FluxClient(api_key=key), "fal"
+            connection = choose_client(api_key=key, emulator=False)
+            self._client, self._mode = connection.client, connection.mode
         elif with_options is not None:
             self._client = with_options(api_key=key)
         else:  # a client of another kind: a FluxClient to the same place
             config = self._client.config
-            self._client = FluxClient(
+            self._client = choose_client(
                 api_key=key,
+                emulator=False,
                 base_url=config.base_url,
                 auth_scheme=config.auth_scheme,
                 endpoint=config.endpoint,
-            )
+            ).client
         self._show_banner()
         self._refresh_code()
 
@@ -446,14 +447,3 @@ class FluxPanel:
         self.banner.value = banner_html(
             self._mode, config.base_url, config.endpoint, emulator=self._on_emulator()
         )
-
-
-def _choose_client(client: ClientLike | None, api_key: str | None) -> tuple[ClientLike, str]:
-    if client is not None:
-        return client, "client"
-    from ..client import FluxClient, key_from_environment
-    from ..defaults import emulator_client
-
-    if api_key is not None or key_from_environment() is not None:
-        return FluxClient(api_key=api_key), "fal"
-    return emulator_client(), "emulator"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..records import JobRecord
 from ..schema import ENDPOINT_ID, FluxLoraInput, FluxLoraOutput
+from ..store.records import JobRecord
 
 __all__ = ["ImageRecord", "RunRecord"]
 

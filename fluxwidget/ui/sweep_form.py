@@ -15,10 +15,11 @@ import ipywidgets as widgets
 
 from ..errors import FieldProblem, InputError
 from ..schema import FluxLoraInput
-from ..sweep.api import SweepRun, sweep
-from ..sweep.axes import PROMPT_SR, Mode, SeedMode, SweepPlan, plan_sweep
-from ..sweep.cost import estimate_cost
+from ..sweeps.axes import PROMPT_SR, Mode, SeedMode, SweepPlan, plan_sweep
+from ..sweeps.cost import estimate_cost
+from ..sweeps.run import SweepRun
 from ._widgets import error_html, esc, muted, shared_layout
+from .sweep import sweep
 
 __all__ = ["SweepForm", "axis_fields"]
 

@@ -16,14 +16,14 @@ import ipywidgets as widgets
 
 from .. import images
 from ..client.status import StatusUpdate
-from ..records import JobRecord, SavedImage
-from ..sweep.ranges import format_value
+from ..store.records import JobRecord, SavedImage
+from ..sweeps.ranges import format_value
 from ._widgets import error_html, esc, muted
 from .sweep_grid import SweepGrid
 
 if TYPE_CHECKING:
-    from ..sweep.api import SweepRun
-    from ..sweep.axes import Axis
+    from ..sweeps.axes import Axis
+    from ..sweeps.run import SweepRun
 
 __all__ = ["GRID_THUMBNAIL_SIDE", "SweepView", "cell_state"]
 

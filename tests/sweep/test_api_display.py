@@ -7,19 +7,17 @@ from typing import Any
 
 import pytest
 
-from fluxwidget import FluxClient
+import fluxwidget.ui.sweep as live
+from fluxwidget import FluxClient, sweep
 from fluxwidget.emulator import Emulator
-from fluxwidget.sweep import api, sweep
 
 
 @pytest.fixture
 def shown(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Pretend to be in a kernel and record what `await run` displays."""
-    import IPython.display
-
     displayed: list[Any] = []
-    monkeypatch.setattr(api, "_in_kernel", lambda: True)
-    monkeypatch.setattr(IPython.display, "display", lambda obj: displayed.append(obj))
+    monkeypatch.setattr(live, "_in_kernel", lambda: True)
+    monkeypatch.setattr(live, "display", lambda obj: displayed.append(obj))
     return displayed
 
 

@@ -7,15 +7,15 @@ import random
 
 import pytest
 
+from fluxwidget.errors import SweepError
 from fluxwidget.schema import FluxLoraInput, ImageSize, InputError, LoraWeight
-from fluxwidget.sweep.axes import (
+from fluxwidget.sweeps.axes import (
     Axis,
     SweepPlan,
     parse_axis,
     plan_sweep,
     to_axis,
 )
-from fluxwidget.sweep.errors import SweepError
 
 LORA = "https://example.test/style.safetensors"
 BASE = FluxLoraInput(prompt="a red cat on a sofa", loras=[LoraWeight(path=LORA, scale=1.0)])

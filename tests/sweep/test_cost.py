@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fluxwidget.schema import FluxLoraInput
-from fluxwidget.sweep.axes import plan_sweep
-from fluxwidget.sweep.cost import (
+from fluxwidget.sweeps.axes import plan_sweep
+from fluxwidget.sweeps.cost import (
     CONFIRM_ABOVE_USD,
     DEFAULT_PRICE,
     UnitPrice,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageChops
 
-from fluxwidget.sweep.axes import SweepPlan, plan_sweep
-from fluxwidget.sweep.export import (
+from fluxwidget.sweeps.axes import SweepPlan, plan_sweep
+from fluxwidget.sweeps.export import (
     ExportCell,
     GridLayout,
     grid_image,

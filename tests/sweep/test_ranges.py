@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fluxwidget.schema import InputError
-from fluxwidget.sweep.ranges import MAX_VALUES, format_value, format_values, parse_values
+from fluxwidget.sweeps.ranges import MAX_VALUES, format_value, format_values, parse_values
 
 
 @pytest.mark.parametrize(

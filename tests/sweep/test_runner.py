@@ -8,18 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from fluxwidget import FluxClient
+from fluxwidget import FluxClient, sweep
 from fluxwidget.emulator import Emulator
 from fluxwidget.images import read_metadata
-from fluxwidget.runs import MANIFEST, Run
 from fluxwidget.schema import InputError
-from fluxwidget.sweep import (
+from fluxwidget.store.runs import MANIFEST, Run
+from fluxwidget.sweeps import (
     CostNotConfirmed,
     SweepFolderMismatch,
     SweepRunner,
     UnitPrice,
     plan_sweep,
-    sweep,
 )
 
 LORA = "https://example.org/style.safetensors"

@@ -14,7 +14,7 @@ from PIL import Image
 
 from fluxwidget.emulator import Emulator
 from fluxwidget.images import read_metadata
-from fluxwidget.runs import Run
+from fluxwidget.store.runs import Run
 
 LORA = "https://example.org/style.safetensors:1.0"
 AXES = ["--axis", "guidance_scale=2,3.5,5", "--axis", "loras[0].scale=0.4-1.2 [3]"]

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
 
+from ..errors import SweepError
 from ..schema import (
     FieldProblem,
     FluxLoraInput,
@@ -30,7 +31,6 @@ from ..schema import (
     InputError,
     validate_input,
 )
-from .errors import SweepError
 from .ranges import format_value, format_values, parse_values
 
 __all__ = [

@@ -1,10 +1,8 @@
-"""`sweep()`: an X/Y/Z parameter sweep in a notebook cell, running in the background.
+"""`SweepRun`: one sweep's life on an event loop — price, confirm, run, export, retry.
 
-``run = sweep("a fox", x="guidance_scale=2,3.5,5", y="loras[0].scale=0.4-1.2 [3]", ...)``
-starts the sweep on the kernel's loop and returns at once; ``run`` displays as the live grid, and
-``result = await run`` (or ``result = await sweep(...)``, which shows the live grid while it
-waits) gives the finished sweep: ``result.to_records()``, ``result.to_pandas()``, the run folder
-with every image, the manifest, the exported grid image and the HTML report.
+Pure asyncio: no IPython, no widgets. `prepare_sweep` builds one from a base input and axes;
+`fluxwidget.sweep()` (in the ui) adds the live grid and the notebook's display, and the
+``fluxwidget sweep`` command a progress bar. Both price and confirm through `SweepRun.price`.
 """
 
 from __future__ import annotations
@@ -14,33 +12,23 @@ import contextlib
 import logging
 from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..pipeline import PipelineClient
+from ..client.pricing import fetch_unit_price
+from ..client.protocols import JobClient
+from ..errors import CostNotConfirmed
 from ..schema import FluxLoraInput
-from .axes import AxisSpec, Mode, SeedMode, SweepPlan, plan_sweep
+from .axes import SweepPlan
 from .cost import CONFIRM_ABOVE_USD, DEFAULT_PRICE, UnitPrice, estimate_cost
+from .report import export_run
 from .runner import DEFAULT_CONCURRENCY, SweepProgress, SweepRunner
 
 if TYPE_CHECKING:
-    from ..records import JobRecord
+    from ..store.records import JobRecord
 
-__all__ = ["CostNotConfirmed", "SweepRun", "sweep"]
+__all__ = ["SweepRun", "prepare_sweep", "sweep_payload"]
 
 log = logging.getLogger("fluxwidget.sweep")
-
-
-class CostNotConfirmed(ValueError):
-    """The estimated cost is above the threshold and the sweep was not confirmed."""
-
-
-def _in_kernel() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython is a dependency
-        return False
-    shell = get_ipython()
-    return shell is not None and getattr(shell, "kernel", None) is not None
 
 
 class SweepRun:
@@ -68,8 +56,6 @@ class SweepRun:
         self._export = export
         self._task: asyncio.Task[None] | None = None
         self._status_listeners: list[Callable[[str], None]] = []
-        self._view: Any = None
-        self._shown_live = False
         self.status = self._waiting_text()
 
     def __repr__(self) -> str:
@@ -148,8 +134,7 @@ class SweepRun:
         return self.start()
 
     async def _main(self) -> None:
-        if self._fetch_price:
-            await self._reprice()
+        await self.price()
         if not self.confirmed:
             self._say(self._waiting_text())
             raise CostNotConfirmed(self._waiting_text())
@@ -160,16 +145,18 @@ class SweepRun:
             await self._export_files()
         self._say(self._final_text())
 
-    async def _reprice(self) -> None:
-        from ..client.pricing import fetch_unit_price
-
-        client: Any = self.runner.client
-        try:
-            price = await fetch_unit_price(client)
-        except Exception:  # a price is a nicety: the documented default stands in
-            price = None
-        if price is not None:
-            self.reprice(price)
+    async def price(self) -> bool:
+        """Ask the server for the unit price once (unless a price was given), re-estimate, and
+        say whether the sweep may start (confirmed, or under the threshold)."""
+        if self._fetch_price:
+            self._fetch_price = False
+            try:
+                price = await fetch_unit_price(self.runner.client)
+            except Exception:  # a price is a nicety: the documented default stands in
+                price = None
+            if price is not None:
+                self.reprice(price)
+        return self.confirmed
 
     def reprice(self, price: UnitPrice) -> None:
         """Recompute the estimate with another unit price."""
@@ -208,8 +195,6 @@ class SweepRun:
 
     async def _export_files(self) -> None:
         try:
-            from .report import export_run
-
             self.exported = await asyncio.to_thread(export_run, self.runner)
         except Exception as exc:  # the images are safe on disk; say what went wrong
             log.warning("exporting the sweep's grid failed: %s", exc)
@@ -223,11 +208,6 @@ class SweepRun:
         return self
 
     def __await__(self) -> Generator[Any, None, SweepRun]:
-        if _in_kernel() and not self._shown_live:
-            from IPython.display import display
-
-            self._shown_live = True
-            display(self)  # type: ignore[no-untyped-call]
         return self.wait().__await__()
 
     def cancel_all(self) -> None:
@@ -268,59 +248,11 @@ class SweepRun:
             raise ImportError("to_pandas() needs pandas: pip install pandas") from None
         return pd.DataFrame(self.to_records())
 
-    def view(self) -> Any:
-        """The live grid widget (made once)."""
-        if self._view is None:
-            from ..ui.sweep_view import SweepView
 
-            self._view = SweepView(self)
-        return self._view.widget
-
-    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        try:
-            widget = self.view()
-        except ImportError:
-            return {"text/plain": repr(self)}
-        self._shown_live = True  # shown already: `await run` in a later cell shows no second grid
-        return widget._repr_mimebundle_(**kwargs)
-
-
-def sweep(
-    base: FluxLoraInput | dict[str, Any] | str | None = None,
-    x: AxisSpec | None = None,
-    y: AxisSpec | None = None,
-    z: AxisSpec | None = None,
-    *,
-    client: PipelineClient | None = None,
-    out: str | Path | None = None,
-    root: str | Path | None = None,
-    mode: Mode = "grid",
-    seed_mode: SeedMode = "fixed",
-    seed: int | None = None,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    confirm: bool = False,
-    confirm_above: float = CONFIRM_ABOVE_USD,
-    price: UnitPrice | None = None,
-    force_new: bool = False,
-    cell_timeout: float | None = None,
-    export: bool = True,
-    resubmit_unknown: bool = False,
-    **fields: Any,
-) -> SweepRun:
-    """Sweep up to three axes over a base input; every cell is validated before anything is sent.
-
-    `base` is a prompt, a dict or a `FluxLoraInput`; `fields` add or override input fields. Axes
-    are ``"field=values"`` text (``"guidance_scale=2,3.5,5"``, ``"loras[0].scale=0.4-1.2 [3]"``,
-    ``"prompt_sr=tiger,lion"``), ``(field, values)`` or `Axis`. ``mode="zip"`` pairs values
-    instead of crossing them. Seeds: ``"fixed"`` (one for every cell), ``"per_cell"``,
-    ``"per_row"``. `out` is the run folder (the same folder again resumes); by default a new one
-    under ``./fluxwidget-runs``. At most `concurrency` cells are in flight. Above `confirm_above`
-    dollars (estimated) the sweep waits for ``confirm=True`` or `SweepRun.confirm()`. A cell
-    whose submit was in flight when an earlier run stopped is left alone (it may have been
-    billed) unless ``resubmit_unknown=True``.
-
-    Starts at once when a loop is running (a notebook); else when awaited.
-    """
+def sweep_payload(
+    base: FluxLoraInput | dict[str, Any] | str | None, fields: dict[str, Any], seed: int | None
+) -> dict[str, Any]:
+    """The base input of a sweep as a dict: a prompt, a dict or a model, `fields` on top."""
     payload: dict[str, Any]
     if isinstance(base, str):
         payload = {"prompt": base}
@@ -335,11 +267,33 @@ def sweep(
     payload.update(fields)
     if seed is not None:  # a seed the user gave is part of the definition (see definition_key)
         payload["seed"] = seed
-    plan = plan_sweep(payload, x, y, z, mode=mode, seed_mode=seed_mode)
-    if client is None:
-        from ..defaults import default_client
+    return payload
 
-        client = default_client()
+
+R = TypeVar("R", bound=SweepRun)
+
+
+def prepare_sweep(
+    client: JobClient,
+    plan: SweepPlan,
+    *,
+    run_class: type[R],
+    out: str | Path | None = None,
+    root: str | Path | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    confirm: bool = False,
+    confirm_above: float = CONFIRM_ABOVE_USD,
+    price: UnitPrice | None = None,
+    force_new: bool = False,
+    cell_timeout: float | None = None,
+    export: bool = True,
+    resubmit_unknown: bool = False,
+    step_logs: bool = True,
+) -> R:
+    """A `SweepRun` (of `run_class`) of `plan` on `client`, its run folder opened; not started.
+
+    Without a `price` the server's is asked for when the run is priced (`SweepRun.price`).
+    """
     runner = SweepRunner(
         client,
         plan,
@@ -350,14 +304,12 @@ def sweep(
         force_new=force_new,
         cell_timeout=cell_timeout,
         resubmit_unknown=resubmit_unknown,
+        step_logs=step_logs,
     )
-    run = SweepRun(
+    return run_class(
         runner,
         confirm=confirm,
         confirm_above=confirm_above,
         fetch_price=price is None,
         export=export,
     )
-    with contextlib.suppress(RuntimeError):  # no running loop: starts when awaited
-        run.start()
-    return run

@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from .journal import Journal
+from ..client.journal import Journal
+from ..errors import RunFolderError
 from .records import FINAL_STATES, JobRecord, SavedImage
 
 __all__ = [
@@ -36,10 +37,6 @@ MANIFEST_INTERVAL = 0.25
 JOURNAL = "journal.jsonl"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _EXTENSIONS = {"jpeg": "jpg", "jpg": "jpg", "png": "png", "webp": "webp"}
-
-
-class RunFolderError(ValueError):
-    """A folder that is not a run folder, or a run folder that does not fit the request."""
 
 
 def default_runs_root() -> Path:

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..client.pricing import fetch_unit_price
 from ..client.status import StatusUpdate
-from ..records import JobRecord
-from .axes import plan_sweep
-from .cost import CONFIRM_ABOVE_USD, DEFAULT_PRICE, estimate_cost
-from .runner import DEFAULT_CONCURRENCY, SweepRunner
+from ..errors import MissingKeyError
+from ..store.records import JobRecord
+from ..sweeps.axes import plan_sweep
+from ..sweeps.cost import CONFIRM_ABOVE_USD, DEFAULT_PRICE, estimate_cost
+from ..sweeps.run import SweepRun, prepare_sweep
+from ..sweeps.runner import DEFAULT_CONCURRENCY, SweepRunner
+from .connection import add_connection_args, client_for
+from .options import add_input_args, input_fields
 
 __all__ = ["add_sweep_command", "run_sweep_command"]
 
@@ -28,10 +33,8 @@ _AXIS_HELP = (
     "value). VALUES: 2,3.5,5 | 1-5 | 1-5 (+2) | 0.4-1.2 [3] (three evenly spaced values)."
 )
 
-ArgsAdder = Callable[[argparse.ArgumentParser], None]
 
-
-def add_sweep_command(commands: Any, input_args: ArgsAdder, connection_args: ArgsAdder) -> None:
+def add_sweep_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``sweep`` to the CLI's sub-commands."""
     cmd = commands.add_parser(
         "sweep",
@@ -40,7 +43,7 @@ def add_sweep_command(commands: Any, input_args: ArgsAdder, connection_args: Arg
         "the same command on the same --out resumes: done cells are skipped, submitted cells "
         "are collected by request id, nothing is paid twice.",
     )
-    input_args(cmd)
+    add_input_args(cmd)
     cmd.add_argument("--axis", action="append", default=[], metavar="FIELD=VALUES", help=_AXIS_HELP)
     cmd.add_argument("--mode", choices=["grid", "zip"], default="grid", help="cross or pair axes")
     cmd.add_argument(
@@ -69,7 +72,7 @@ def add_sweep_command(commands: Any, input_args: ArgsAdder, connection_args: Arg
         "may have been accepted and billed: check your fal request history first)",
     )  # fmt: skip
     cmd.add_argument("--quiet", action="store_true", help="no progress bar")
-    connection_args(cmd)
+    add_connection_args(cmd)
 
 
 class _Bar:
@@ -113,47 +116,45 @@ def _print_cells(plan: Any) -> None:
 
 
 async def run_sweep_command(args: argparse.Namespace) -> int:
-    """Plan (validated before anything is sent), estimate, confirm, run, export."""
-    from ..cli import client_for, input_fields
-
+    """Plan (validated before anything is sent), price, confirm, run, export."""
     if len(args.axis) > 3:
         raise ValueError("--axis: at most three axes (X, Y, Z)")
     axes = [*args.axis, None, None, None][:3]
     plan = plan_sweep(
         input_fields(args), axes[0], axes[1], axes[2], mode=args.mode, seed_mode=args.seed_mode
     )
-    from ..client import key_from_environment
-    from ..client.pricing import fetch_unit_price
-
     if args.dry_run:  # nothing is sent: fal's price when a key is set, else the default
         price = DEFAULT_PRICE
-        if args.emulator or key_from_environment() is not None:
+        with contextlib.suppress(MissingKeyError):
             async with client_for(args) as client:
                 price = await fetch_unit_price(client) or DEFAULT_PRICE
         _print_cells(plan)
         print(estimate_cost([cell.input for cell in plan.cells], price).describe())
         return 0
     async with client_for(args) as client:
-        price = await fetch_unit_price(client) or DEFAULT_PRICE
-        runner = SweepRunner(
+        run = prepare_sweep(
             client,
             plan,
+            run_class=SweepRun,
             out=args.out,
             concurrency=args.concurrency,
-            price=price,
+            confirm=args.yes,
+            confirm_above=args.confirm_above,
             force_new=args.force_new,
             cell_timeout=args.cell_timeout,
             resubmit_unknown=args.resubmit_unknown,
             step_logs=False,  # the bar counts cells, not steps
         )
+        runner = run.runner
         resumed = runner.progress().finished + sum(r.collectable for r in runner.records.values())
         print(f"run folder: {runner.run.path}", file=sys.stderr)
         if resumed:
             print(
                 f"resuming: {resumed} of {len(plan.cells)} cells already started", file=sys.stderr
             )
+        confirmed = await run.price()
         print(runner.estimate.describe(), file=sys.stderr)
-        if runner.estimate.needs_confirmation(args.confirm_above) and not args.yes:
+        if not confirmed:
             if not sys.stdin.isatty():
                 print(
                     f"fluxwidget: the estimate is above ${args.confirm_above:g}: "
@@ -167,7 +168,7 @@ async def run_sweep_command(args: argparse.Namespace) -> int:
         bar = _Bar(runner, enabled=not args.quiet)
         runner.subscribe(on_cell=bar)
         try:
-            await runner.run_all()
+            await run.confirm().wait()
         except asyncio.CancelledError:
             bar.close()
             runner.stop()
@@ -179,14 +180,11 @@ async def run_sweep_command(args: argparse.Namespace) -> int:
             )
             raise
         bar.close()
-    from .report import export_run
-
-    exported = await asyncio.to_thread(export_run, runner)
     progress = runner.progress()
     if runner.stopped:
         print(f"fluxwidget: {runner.stopped}", file=sys.stderr)
     print(progress.describe(), file=sys.stderr)
-    for path in exported:
+    for path in run.exported:
         print(path)
     failed = [r for r in runner.records.values() if r.state in ("error", "unknown")]
     for record in failed:

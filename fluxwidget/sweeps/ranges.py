@@ -24,8 +24,8 @@ from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
+from ..errors import SweepError
 from ..schema import FieldProblem
-from .errors import SweepError
 
 __all__ = ["MAX_VALUES", "SYNTAX", "format_value", "format_values", "parse_values"]
 

@@ -20,12 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..client.protocols import JobClient
 from ..client.status import StatusUpdate
-from ..errors import AuthenticationError, FalError, ValidationFailedError
-from ..pipeline import JobPipeline, PipelineClient
-from ..records import ACTIVE_STATES, JobRecord, SavedImage
-from ..runs import MANIFEST, Run, RunFolderError
+from ..errors import (
+    AuthenticationError,
+    FalError,
+    SweepFolderMismatch,
+    ValidationFailedError,
+)
+from ..pipeline import JobPipeline
 from ..schema import FluxLoraOutput
+from ..store.records import ACTIVE_STATES, JobRecord, SavedImage
+from ..store.runs import MANIFEST, Run
 from .axes import SweepPlan
 from .cost import DEFAULT_PRICE, CostEstimate, UnitPrice, estimate_cost
 
@@ -33,7 +39,6 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "CellListener",
     "ImageListener",
-    "SweepFolderMismatch",
     "SweepProgress",
     "SweepRunner",
 ]
@@ -46,10 +51,6 @@ downloads). fal runs 2–40 of an account's jobs at a time, so more only costs s
 
 CellListener = Callable[[JobRecord, StatusUpdate | None], None]
 ImageListener = Callable[[JobRecord, SavedImage, bytes], Awaitable[None] | None]
-
-
-class SweepFolderMismatch(RunFolderError):
-    """The folder holds a different sweep; resuming it would mix two definitions."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class SweepRunner:
 
     def __init__(
         self,
-        client: PipelineClient,
+        client: JobClient,
         plan: SweepPlan,
         *,
         out: str | Path | None = None,

@@ -1,11 +1,11 @@
 """Parameter sweeps: range syntax, axes and cells, cost before spending, the runner, exports.
 
-``from fluxwidget import sweep`` is the entry point (`fluxwidget.sweep.api.sweep`); the pure
-parts (`plan_sweep`, `parse_values`, `estimate_cost`, the exports) work without a kernel or a
-server.
+Pure: no IPython, no widgets, no CLI. ``from fluxwidget import sweep`` is the notebook's entry
+point (`fluxwidget.ui.sweep`); everything here works without a kernel, and the parts that send
+nothing (`plan_sweep`, `parse_values`, `estimate_cost`, the exports) without a server.
 """
 
-from .api import CostNotConfirmed, SweepRun, sweep
+from ..errors import CostNotConfirmed, SweepError, SweepFolderMismatch
 from .axes import (
     DEFAULT_MAX_CELLS,
     PROMPT_SR,
@@ -31,7 +31,6 @@ from .cost import (
     billed_megapixels,
     estimate_cost,
 )
-from .errors import SweepError
 from .export import (
     DEFAULT_MAX_PIXELS,
     ExportCell,
@@ -43,7 +42,8 @@ from .export import (
     write_exports,
 )
 from .ranges import SYNTAX, format_value, format_values, parse_values
-from .runner import DEFAULT_CONCURRENCY, SweepFolderMismatch, SweepProgress, SweepRunner
+from .run import SweepRun, prepare_sweep, sweep_payload
+from .runner import DEFAULT_CONCURRENCY, SweepProgress, SweepRunner
 
 __all__ = [
     "CONFIRM_ABOVE_USD",
@@ -82,7 +82,8 @@ __all__ = [
     "parse_axis",
     "parse_values",
     "plan_sweep",
-    "sweep",
+    "prepare_sweep",
+    "sweep_payload",
     "sweepable_fields",
     "thumbnail_jpeg",
     "to_axis",

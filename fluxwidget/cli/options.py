@@ -1,0 +1,119 @@
+"""The shell's arguments: the job's input options generated from the schema (names, types,
+choices, ranges, defaults and help), the connection options, and the input they give."""
+
+from __future__ import annotations
+
+import argparse
+import types
+from typing import Any, Literal, Union, get_args, get_origin
+
+from ..schema import FluxLoraInput, allowed_values
+
+__all__ = [
+    "FLAG_NAMES",
+    "add_input_args",
+    "input_fields",
+    "parse_lora",
+    "parse_size",
+]
+
+FLAG_NAMES: dict[str, tuple[str, ...]] = {
+    "num_inference_steps": ("--steps", "--num-inference-steps"),
+    "guidance_scale": ("--guidance", "--guidance-scale"),
+    "output_format": ("--format", "--output-format"),
+    "enable_safety_checker": ("--no-safety-checker",),
+    "loras": ("--lora",),
+}
+"""Short names kept from the first CLI; every field also has its own name as a flag (where it
+differs). Other fields are ``--field-name``."""
+
+EXTRA_HELP = {
+    "image_size": "Custom sizes as WIDTHxHEIGHT.",
+    "loras": "PATH[:SCALE], repeatable.",
+}
+
+
+def parse_size(text: str) -> str | dict[str, int]:
+    """A preset name, or ``WIDTHxHEIGHT`` for a custom size (validated later by the schema)."""
+    width, sep, height = text.lower().partition("x")
+    if sep and width.isdigit() and height.isdigit():
+        return {"width": int(width), "height": int(height)}
+    return text
+
+
+def parse_lora(text: str) -> dict[str, Any]:
+    """``PATH`` or ``PATH:SCALE``. A URL's own colons are kept (``https://…`` has a ``/`` after
+    its colon); any other tail must be a number."""
+    path, sep, scale = text.rpartition(":")
+    if not sep or not path or "/" in scale:
+        return {"path": text}
+    try:
+        return {"path": path, "scale": float(scale)}
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{scale!r} is not a number: use PATH or PATH:SCALE, e.g. owner/lora:0.8"
+        ) from None
+
+
+def _field_help(field: str, extra: str = "") -> str:
+    """Help text from the schema: description, what is allowed, the default."""
+    info = FluxLoraInput.model_fields[field]
+    text = f"{extra} {info.description} Allowed: {allowed_values(field)}."
+    if not info.is_required():
+        default = info.get_default(call_default_factory=True)
+        if field == "enable_safety_checker":
+            text = "Turn the NSFW safety checker off (it is on by default). " + text
+        elif isinstance(default, bool):
+            text += f" Default: {'on' if default else 'off'}."
+        elif default == []:
+            text += " Default: none."
+        else:
+            text += f" Default: {'random' if default is None else default}."
+    return text.replace("%", "%%").strip()
+
+
+def _scalar_type(annotation: Any) -> Any:
+    """int, float, str or a Literal's choices (as a tuple) from a field's annotation."""
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return tuple(get_args(annotation))
+    if origin in (Union, types.UnionType):
+        options = [a for a in get_args(annotation) if a is not type(None)]
+        return _scalar_type(options[0]) if len(options) == 1 else str
+    return annotation
+
+
+def add_input_args(parser: argparse.ArgumentParser) -> None:
+    """One option per input field, from the schema. Unset options are left out of the input,
+    so the schema's own defaults apply."""
+    for field, info in FluxLoraInput.model_fields.items():
+        help_text = _field_help(field, EXTRA_HELP.get(field, ""))
+        if info.is_required():
+            parser.add_argument(field, help=help_text)
+            continue
+        flags = FLAG_NAMES.get(field, ("--" + field.replace("_", "-"),))
+        default = info.get_default(call_default_factory=True)
+        kind = _scalar_type(info.annotation)
+        if field == "loras":
+            parser.add_argument(
+                *flags, dest=field, type=parse_lora, action="append", help=help_text
+            )
+        elif field == "image_size":
+            parser.add_argument(*flags, dest=field, type=parse_size, help=help_text)
+        elif isinstance(default, bool):
+            parser.add_argument(
+                *flags, dest=field, action="store_const", const=not default, help=help_text
+            )
+        elif isinstance(kind, tuple):
+            parser.add_argument(*flags, dest=field, choices=kind, help=help_text)
+        else:
+            parser.add_argument(*flags, dest=field, type=kind, help=help_text)
+
+
+def input_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The input fields the user gave (the schema's defaults fill in the rest)."""
+    return {
+        field: getattr(args, field)
+        for field in FluxLoraInput.model_fields
+        if getattr(args, field, None) is not None
+    }

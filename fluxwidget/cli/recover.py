@@ -1,0 +1,95 @@
+"""``fluxwidget recover``: collect jobs that were submitted but whose images are not on disk."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..client.journal import Journal
+from ..errors import FluxwidgetError, RunFolderError
+from ..pipeline import JobPipeline
+from ..store.records import JobRecord
+from ..store.runs import MANIFEST, Run, default_runs_root, list_runs
+from .connection import add_connection_args, client_for
+
+__all__ = ["add_recover_command", "run_recover_command"]
+
+
+def add_recover_command(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``recover`` to the CLI's sub-commands."""
+    rec = commands.add_parser(
+        "recover",
+        help="collect jobs that were submitted but never saved",
+        description="Collect every job that was submitted but whose images are not on disk: in "
+        "a run folder, in every run folder under a root, or from the client's journal.",
+    )
+    rec.add_argument(
+        "folder", nargs="?", type=Path,
+        help=f"a run folder or a folder of runs (default {default_runs_root()})",
+    )  # fmt: skip
+    rec.add_argument(
+        "--journal", type=Path,
+        help="also collect the jobs of this client journal (FLUXWIDGET_JOURNAL) into a new run",
+    )  # fmt: skip
+    add_connection_args(rec)
+
+
+async def run_recover_command(args: argparse.Namespace) -> int:
+    """Collect every active job of the run folders (and of a client journal) by request id."""
+    fresh_root = args.journal is not None and args.folder is not None and not args.folder.exists()
+    runs = [] if fresh_root else _runs_to_recover(args.folder)
+    if args.journal is not None:
+        runs.extend(_runs_from_journal(Journal(args.journal), args.folder))
+    pending = [(run, record) for run in runs for record in run.active()]
+    if not pending:
+        print("nothing to recover: every submitted job has its images on disk", file=sys.stderr)
+        return 0
+    failures = 0
+    async with client_for(args) as client:
+        for run in runs:
+            pipeline = JobPipeline(client, run, step_logs=False)  # nothing shows steps here
+            for record in run.active():
+                try:
+                    await pipeline.collect(record)
+                except FluxwidgetError as exc:
+                    failures += 1
+                    print(f"fluxwidget: {run.name}/{record.job_id}: {exc}", file=sys.stderr)
+                else:
+                    for image in record.images:
+                        print(run.path / image.file)
+            await run.flush()
+    return 1 if failures else 0
+
+
+def _runs_to_recover(folder: Path | None) -> list[Run]:
+    """The run folder `folder`, or every run folder under it (default: the runs root)."""
+    base = folder if folder is not None else default_runs_root()
+    if (base / MANIFEST).exists():
+        return [Run.open(base)]
+    if folder is not None and not base.is_dir():
+        raise RunFolderError(f"{folder} is not a run folder or a folder of runs")
+    return list_runs(base)
+
+
+def _runs_from_journal(journal: Journal, folder: Path | None) -> list[Run]:
+    """A new run folder holding the journal's uncollected jobs (by request id)."""
+    pending = journal.pending()
+    if not pending:
+        return []
+    root = folder if folder is not None and not (folder / MANIFEST).exists() else None
+    run = Run.create(root, kind="recover")
+    for entry in pending:
+        record = JobRecord(
+            job_id=run.new_job_id("r"),
+            input=entry.get("input") or {},
+            endpoint=str(entry.get("endpoint") or ""),
+            request_id=str(entry["request_id"]),
+            state="queued",
+        )
+        run.add(record)
+        run.journal.append("submitted", record.request_id or "", job_id=record.job_id)
+    run.save()
+    for entry in pending:  # the run folder now holds them (durably): the journal lets them go
+        journal.append("moved", str(entry["request_id"]), run=str(run.path))
+    return [run]

@@ -1,0 +1,116 @@
+"""`sweep()`: an X/Y/Z parameter sweep in a notebook cell, running in the background.
+
+``run = sweep("a fox", x="guidance_scale=2,3.5,5", y="loras[0].scale=0.4-1.2 [3]", ...)``
+starts the sweep on the kernel's loop and returns at once; ``run`` displays as the live grid, and
+``result = await run`` (or ``result = await sweep(...)``, which shows the live grid while it
+waits) gives the finished sweep: ``result.to_records()``, ``result.to_pandas()``, the run folder
+with every image, the manifest, the exported grid image and the HTML report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+from IPython import get_ipython
+from IPython.display import display
+
+from ..client.protocols import JobClient
+from ..connect import choose_client
+from ..schema import FluxLoraInput
+from ..sweeps.axes import AxisSpec, Mode, SeedMode, plan_sweep
+from ..sweeps.cost import CONFIRM_ABOVE_USD, UnitPrice
+from ..sweeps.run import SweepRun, prepare_sweep, sweep_payload
+from ..sweeps.runner import DEFAULT_CONCURRENCY
+from .sweep_view import SweepView
+
+__all__ = ["LiveSweep", "sweep"]
+
+
+def _in_kernel() -> bool:
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class LiveSweep(SweepRun):
+    """A `SweepRun` that displays as its live grid; ``await run`` in a kernel shows it once."""
+
+    _view: SweepView | None = None
+    _shown_live = False
+
+    def view(self) -> Any:
+        """The live grid widget (made once)."""
+        if self._view is None:
+            self._view = SweepView(self)
+        return self._view.widget
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        self._shown_live = True  # shown already: `await run` in a later cell shows no second grid
+        return self.view()._repr_mimebundle_(**kwargs)
+
+    def __await__(self) -> Generator[Any, None, SweepRun]:
+        if _in_kernel() and not self._shown_live:
+            self._shown_live = True
+            display(self)  # type: ignore[no-untyped-call]
+        return self.wait().__await__()
+
+
+def sweep(
+    base: FluxLoraInput | dict[str, Any] | str | None = None,
+    x: AxisSpec | None = None,
+    y: AxisSpec | None = None,
+    z: AxisSpec | None = None,
+    *,
+    client: JobClient | None = None,
+    out: str | Path | None = None,
+    root: str | Path | None = None,
+    mode: Mode = "grid",
+    seed_mode: SeedMode = "fixed",
+    seed: int | None = None,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    confirm: bool = False,
+    confirm_above: float = CONFIRM_ABOVE_USD,
+    price: UnitPrice | None = None,
+    force_new: bool = False,
+    cell_timeout: float | None = None,
+    export: bool = True,
+    resubmit_unknown: bool = False,
+    **fields: Any,
+) -> LiveSweep:
+    """Sweep up to three axes over a base input; every cell is validated before anything is sent.
+
+    `base` is a prompt, a dict or a `FluxLoraInput`; `fields` add or override input fields. Axes
+    are ``"field=values"`` text (``"guidance_scale=2,3.5,5"``, ``"loras[0].scale=0.4-1.2 [3]"``,
+    ``"prompt_sr=tiger,lion"``), ``(field, values)`` or `Axis`. ``mode="zip"`` pairs values
+    instead of crossing them. Seeds: ``"fixed"`` (one for every cell), ``"per_cell"``,
+    ``"per_row"``. `out` is the run folder (the same folder again resumes); by default a new one
+    under ``./fluxwidget-runs``. At most `concurrency` cells are in flight. Above `confirm_above`
+    dollars (estimated) the sweep waits for ``confirm=True`` or `SweepRun.confirm()`. A cell
+    whose submit was in flight when an earlier run stopped is left alone (it may have been
+    billed) unless ``resubmit_unknown=True``. Without a `client`, `choose_client` picks one
+    (fal with a key, else the emulator).
+
+    Starts at once when a loop is running (a notebook); else when awaited.
+    """
+    plan = plan_sweep(sweep_payload(base, fields, seed), x, y, z, mode=mode, seed_mode=seed_mode)
+    chosen: JobClient = client if client is not None else choose_client().client
+    run = prepare_sweep(
+        chosen,
+        plan,
+        run_class=LiveSweep,
+        out=out,
+        root=root,
+        concurrency=concurrency,
+        confirm=confirm,
+        confirm_above=confirm_above,
+        price=price,
+        force_new=force_new,
+        cell_timeout=cell_timeout,
+        export=export,
+        resubmit_unknown=resubmit_unknown,
+    )
+    with contextlib.suppress(RuntimeError):  # no running loop: starts when awaited
+        run.start()
+    return run

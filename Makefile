@@ -9,6 +9,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP_INSTALL := $(BIN)/python -m pip install --quiet --disable-pip-version-check --progress-bar off
 PYTEST_ARGS ?= --durations=15
+# pytest-xdist workers; the browser tests, the Binder build and the notebooks each stay on one.
+PYTEST_WORKERS ?= 2
 JUPYTER_ARGS ?=
 
 .DEFAULT_GOAL := help
@@ -53,7 +55,7 @@ typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy
 
 pytest: $(VENV)/.installed-test
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 browser: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -m browser $(PYTEST_ARGS)

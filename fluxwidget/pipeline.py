@@ -104,7 +104,7 @@ class JobPipeline:
         record = JobRecord(
             job_id=job_id or self.run_folder.new_job_id(),
             input=params.to_payload(),
-            endpoint=self.client.config.endpoint,
+            endpoint=self.client.config.endpoint_for(params),
             seed=params.seed,
             axes=dict(axes or {}),
             coords=coords,

@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 import annotated_types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -124,6 +124,11 @@ class FluxLoraInput(BaseModel):
     """Every input of `fal-ai/flux-lora`, with fal's ranges and defaults."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    endpoint_id: ClassVar[str] = ENDPOINT_ID
+    """The endpoint this input is sent to: the model names it, so the client, the journal, the
+    records and the run folders take it from the input (a model of another endpoint of the
+    family sets its own)."""
 
     prompt: str = Field(
         min_length=1,

@@ -30,7 +30,7 @@ except ImportError:  # pragma: no cover
         execute_notebook,
     )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("binder")]  # one build per run
 
 BINDER = REPO_ROOT / "binder"
 INSTALL_TIMEOUT = 600
@@ -82,7 +82,7 @@ def run(cmd: list[str], *, env: dict[str, str], timeout: float = INSTALL_TIMEOUT
         pytest.fail(f"{' '.join(cmd)} exited {done.returncode}\n{output}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # its xdist group keeps every user on one worker
 def binder_python(tmp_path_factory: pytest.TempPathFactory) -> str:
     """The kernel interpreter of a fresh environment built from ``binder/`` alone."""
     base, origin = find_python(runtime_version())

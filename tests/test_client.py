@@ -20,7 +20,6 @@ from fluxwidget.client import (
     InProgress,
     Queued,
     RequestHandle,
-    RetryPolicy,
     StatusUpdate,
 )
 from fluxwidget.client.journal import Journal
@@ -40,13 +39,8 @@ from fluxwidget.errors import (
     ValidationFailedError,
 )
 from fluxwidget.images import open_image
-
-FAST = RetryPolicy(max_attempts=4, initial_wait=0.01, max_wait=0.5)
-
-
-def client_for(emu: Emulator, **options: object) -> FluxClient:
-    options.setdefault("retry", FAST)
-    return FluxClient(api_key=emu.api_key, base_url=emu.url, **options)  # type: ignore[arg-type]
+from tests.clients import FAST_RETRY as FAST
+from tests.clients import client_for
 
 
 def paths(emu: Emulator, method: str, fragment: str) -> list[str]:

@@ -255,3 +255,18 @@ async def test_a_poll_told_to_wait_too_long_ends_with_the_servers_value(app: Emu
         with pytest.raises(RateLimitError) as info:
             await handle.wait()
     assert info.value.retry_after == 3600
+
+
+def test_the_endpoint_comes_from_the_input_model_unless_the_client_names_one() -> None:
+    from fluxwidget.client import ClientConfig
+    from fluxwidget.schema import ENDPOINT_ID, FluxLoraInput
+
+    class StreamInput(FluxLoraInput):
+        endpoint_id = "fal-ai/flux-lora/stream"
+
+    default = ClientConfig.resolve()
+    assert default.endpoint_for(FluxLoraInput(prompt="x")) == ENDPOINT_ID
+    assert default.endpoint_for(StreamInput(prompt="x")) == "fal-ai/flux-lora/stream"
+    assert default.submit_url("fal-ai/flux-lora/stream").endswith("/fal-ai/flux-lora/stream")
+    pinned = ClientConfig.resolve(endpoint="owner/proxy-app")
+    assert pinned.endpoint_for(StreamInput(prompt="x")) == "owner/proxy-app"

@@ -75,7 +75,10 @@ def test_notebooks_match_their_source() -> None:
     assert check.returncode == 0, check.stderr + "\nrun: python notebooks/build_notebooks.py"
 
 
-@pytest.fixture(scope="module")
+pytestmark = pytest.mark.xdist_group("notebooks")  # each notebook runs once per test run
+
+
+@pytest.fixture(scope="session")  # its xdist group keeps every user on one worker
 def executed(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Executed]:
     """Run a notebook (by file name) once for this module, in its own working directory."""
     runs: dict[str, Executed] = {}

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from fluxwidget import FluxClient
 from fluxwidget.emulator import Emulator
 from fluxwidget.errors import FalError, ValidationFailedError
 from fluxwidget.images import read_metadata
@@ -15,10 +14,7 @@ from fluxwidget.pipeline import JobPipeline
 from fluxwidget.schema import InputError
 from fluxwidget.store.records import JobRecord
 from fluxwidget.store.runs import MANIFEST, Run, list_runs
-
-
-def _client(emu: Emulator, **options: object) -> FluxClient:
-    return FluxClient(api_key=emu.api_key, base_url=emu.url, **options)  # type: ignore[arg-type]
+from tests.clients import client_for
 
 
 def _events(run: Run) -> list[tuple[str, str]]:
@@ -29,7 +25,7 @@ async def test_a_job_ends_with_its_images_on_disk_and_one_record_everywhere(
     emu: Emulator, tmp_path: Path
 ) -> None:
     run = Run.create(tmp_path, kind="generate")
-    async with _client(emu) as client:
+    async with client_for(emu) as client:
         record = await JobPipeline(client, run).run(
             {"prompt": "a tiger eye", "num_images": 2, "image_size": "square", "seed": 7}
         )
@@ -63,7 +59,7 @@ async def test_a_job_ends_with_its_images_on_disk_and_one_record_everywhere(
 
 async def test_files_are_never_overwritten_across_sessions(emu: Emulator, tmp_path: Path) -> None:
     folder = tmp_path / "run"
-    async with _client(emu) as client:
+    async with client_for(emu) as client:
         first = await JobPipeline(client, Run.open_or_create(folder, kind="generate")).run(
             {"prompt": "one", "image_size": "square", "seed": 1}
         )
@@ -82,7 +78,7 @@ async def test_invalid_input_is_refused_before_anything_is_sent(
     emu: Emulator, tmp_path: Path
 ) -> None:
     run = Run.create(tmp_path)
-    async with _client(emu) as client:
+    async with client_for(emu) as client:
         with pytest.raises(InputError, match="num_inference_steps"):
             await JobPipeline(client, run).run({"prompt": "x", "num_inference_steps": 99})
     assert emu.submit_count == 0
@@ -92,7 +88,7 @@ async def test_invalid_input_is_refused_before_anything_is_sent(
 async def test_a_refused_submit_is_final_and_says_why(emu: Emulator, tmp_path: Path) -> None:
     emu.inject("submit", status=422)
     run = Run.create(tmp_path)
-    async with _client(emu) as client:
+    async with client_for(emu) as client:
         with pytest.raises(ValidationFailedError):
             await JobPipeline(client, run).run({"prompt": "x", "image_size": "square"})
     (record,) = run.records()
@@ -109,7 +105,7 @@ async def test_a_crash_during_download_is_recovered_from_the_journal(
     collecting it later saves the images from the journaled URLs without a new submit."""
     emu.inject("file", status=500, times=50)
     run = Run.create(tmp_path)
-    async with _client(emu) as client:
+    async with client_for(emu) as client:
         with pytest.raises(FalError):
             await JobPipeline(client, run).run({"prompt": "x", "image_size": "square"})
     emu.clear_faults()
@@ -117,7 +113,7 @@ async def test_a_crash_during_download_is_recovered_from_the_journal(
     (record,) = reopened.active()
     assert record.state == "fetching"
     assert record.image_urls
-    async with _client(emu) as client:
+    async with client_for(emu) as client:
         collected = await JobPipeline(client, reopened).collect(record)
     assert collected.state == "done"
     assert (reopened.path / collected.images[0].file).exists()
@@ -129,7 +125,7 @@ async def test_a_transient_result_error_is_not_journaled_as_final(
 ) -> None:
     emu.inject("result", status=500, times=20)
     run = Run.create(tmp_path)
-    async with _client(emu) as client:
+    async with client_for(emu) as client:
         with pytest.raises(FalError):
             await JobPipeline(client, run).run({"prompt": "x", "image_size": "square"})
         emu.clear_faults()
@@ -144,7 +140,7 @@ async def test_an_expired_result_is_collected_from_the_journaled_urls(
     emu: Emulator, tmp_path: Path
 ) -> None:
     run = Run.create(tmp_path)
-    async with _client(emu) as client:
+    async with client_for(emu) as client:
         pipeline = JobPipeline(client, run)
         record = pipeline.plan({"prompt": "x", "image_size": "square"})
         handle = await client.submit(
@@ -192,7 +188,7 @@ async def test_a_rate_limited_wait_is_shown_in_the_status_line(
     emu.inject("status", status=429, retry_after=0.3, times=1)
     seen: list[str] = []
     run = Run.create(tmp_path)
-    async with _client(emu, use_sse=False) as client:
+    async with client_for(emu, use_sse=False) as client:
         pipeline = JobPipeline(client, run, on_change=lambda record, _u: seen.append(record.detail))
         record = await pipeline.run({"prompt": "x", "image_size": "square"})
     assert record.state == "done"
@@ -204,7 +200,7 @@ async def test_the_key_is_in_no_file_of_a_run_folder(emu: Emulator, tmp_path: Pa
     """Manifest, journal and images (with their embedded records) never hold the key, nor
     either half of a ``key_id:key_secret`` key."""
     run = Run.create(tmp_path)
-    async with _client(emu) as client:
+    async with client_for(emu) as client:
         await JobPipeline(client, run).run({"prompt": "x", "image_size": "square", "num_images": 2})
     await run.flush()
     key = emu.api_key.encode()

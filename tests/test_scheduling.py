@@ -4,22 +4,20 @@ position, a warm connection for the result, the completion record off the critic
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
+import httpcore
 import pytest
 import uvicorn
 
-from fluxwidget.client import Completed, FluxClient, Limits, RetryPolicy, StatusUpdate
+from fluxwidget.client import Completed, Limits, RetryPolicy, StatusUpdate
 from fluxwidget.client.journal import Journal
 from fluxwidget.client.scheduling import QueuePace, StreamSlots, poll_delay
 from fluxwidget.emulator import Emulator
+from tests.clients import client_for
 
 FAST = RetryPolicy(max_attempts=4, initial_wait=0.01, max_wait=0.5)
-
-
-def client_for(emu: Emulator, **options: object) -> FluxClient:
-    options.setdefault("retry", FAST)
-    return FluxClient(api_key=emu.api_key, base_url=emu.url, **options)  # type: ignore[arg-type]
 
 
 def stream_paths(emu: Emulator, request_id: str) -> list[str]:
@@ -120,14 +118,32 @@ def test_idle_connections_expire_before_a_5_s_server_closes_them() -> None:
     assert Limits().keepalive_expiry < server_idle_timeout
 
 
-async def test_an_idle_connection_is_not_reused_past_its_expiry(emu: Emulator) -> None:
+class PoolClock:
+    """`time` as httpcore's HTTP/1.1 connections see it, moved forward by the test instead of
+    waiting (the pool's keep-alive expiry reads ``time.monotonic()``)."""
+
+    def __init__(self) -> None:
+        self.ahead = 0.0
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.ahead
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(time, name)
+
+
+async def test_an_idle_connection_is_not_reused_past_its_expiry(
+    emu: Emulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = PoolClock()
+    monkeypatch.setattr(httpcore._async.http11, "time", clock)
     async with client_for(emu, journal=False, limits=Limits(keepalive_expiry=1.0)) as client:
         handle = await client.submit(prompt="warm up", num_inference_steps=2)
         await handle.status()
         opened = emu.connections.opened
         await handle.status()  # at once: the pooled connection
         assert emu.connections.opened == opened
-        await asyncio.sleep(1.3)  # idle past the expiry: a fresh connection, not a stale one
+        clock.ahead = 1.3  # idle past the expiry: a fresh connection, not a stale one
         await handle.status()
         assert emu.connections.opened == opened + 1
         await handle.result()

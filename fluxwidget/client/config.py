@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal, cast
 from urllib.parse import urlsplit
 
-from ..schema import ENDPOINT_ID
+from ..schema import ENDPOINT_ID, FluxLoraInput
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -112,10 +112,15 @@ class ClientConfig:
         """``owner/app`` without sub-path: status, result and cancel use only this."""
         return "/".join(self.endpoint.split("/")[:2])
 
-    @property
-    def submit_url(self) -> str:
-        """Where a job is submitted (the sub-path belongs here, and only here)."""
-        return f"{self.base_url}/{self.endpoint}"
+    def endpoint_for(self, input: FluxLoraInput) -> str:
+        """The endpoint an input goes to: the one this client was set to when it is not the
+        default (a proxy's path, a sub-path), else the one the input's model names."""
+        return self.endpoint if self.endpoint != ENDPOINT_ID else type(input).endpoint_id
+
+    def submit_url(self, endpoint: str | None = None) -> str:
+        """Where a job of `endpoint` (default: this client's) is submitted; the sub-path
+        belongs here, and only here."""
+        return f"{self.base_url}/{endpoint or self.endpoint}"
 
     def request_url(self, request_id: str, suffix: str = "") -> str:
         """A request's URL built on the base URL: suffix "" (result), "/status", "/cancel"."""

@@ -244,13 +244,14 @@ class FluxClient:
         request id, fsynced, before this returns; `journal_fields` go into each of its records.
         """
         params = validate_input(input, **fields)
+        endpoint = self.config.endpoint_for(params)
         extra = dict(headers or {})
         if start_timeout is not None:
             extra["X-Fal-Request-Timeout"] = f"{start_timeout:g}"
         response = await self._http.request(
             "submit",
             "POST",
-            self.config.submit_url,
+            self.config.submit_url(endpoint),
             json=params.to_payload(),
             headers=extra,
             submit=True,
@@ -270,7 +271,7 @@ class FluxClient:
         )
         await handle.record(
             "submitted",
-            endpoint=self.config.endpoint,
+            endpoint=endpoint,
             base_url=self.config.base_url,
             status_url=handle.status_url,
             response_url=handle.response_url,

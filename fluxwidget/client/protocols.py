@@ -36,6 +36,8 @@ class ClientSettings(Protocol):
     @property
     def endpoint(self) -> str: ...
 
+    def endpoint_for(self, input: FluxLoraInput) -> str: ...
+
 
 class JobHandle(Protocol):
     """A submitted request (`RequestHandle`)."""

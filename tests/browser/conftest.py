@@ -275,3 +275,11 @@ def jupyter_factory() -> Iterator[JupyterServerFactory]:
 def artifacts_dir() -> Path:
     ARTIFACTS_DIR.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS_DIR
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every browser test on one pytest-xdist worker: one Chromium and one Jupyter server at a
+    time on a 2-core machine, while the other worker runs the rest of the suite."""
+    for item in items:
+        if "tests/browser/" in item.nodeid:
+            item.add_marker(pytest.mark.xdist_group("browser"))

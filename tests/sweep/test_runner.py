@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fluxwidget import FluxClient, sweep
+from fluxwidget import sweep
 from fluxwidget.emulator import Emulator
 from fluxwidget.images import read_metadata
 from fluxwidget.schema import InputError
@@ -20,6 +20,7 @@ from fluxwidget.sweeps import (
     UnitPrice,
     plan_sweep,
 )
+from tests.clients import client_for
 
 LORA = "https://example.org/style.safetensors"
 BASE = {"prompt": "a fox", "image_size": "square", "loras": [{"path": LORA, "scale": 1.0}]}
@@ -30,10 +31,6 @@ def wide_emu() -> Iterator[Emulator]:
     """Eight workers, so the client's cap (not the server) limits what runs at once."""
     with Emulator(workers=8, seconds_per_step=0.004, keepalive_interval=0.2) as emulator:
         yield emulator
-
-
-def _client(emu: Emulator) -> FluxClient:
-    return FluxClient(api_key=emu.api_key, base_url=emu.url)
 
 
 def _max_in_flight(emu: Emulator) -> int:
@@ -54,7 +51,7 @@ def _plan_3x3() -> object:
 
 async def test_a_3x3_sweep_puts_each_image_in_its_cell(wide_emu: Emulator, tmp_path: Path) -> None:
     plan = plan_sweep(BASE, "loras[0].scale=0.4-1.2 [3]", "guidance_scale=2,3.5,5", seed=11)
-    async with _client(wide_emu) as client:
+    async with client_for(wide_emu) as client:
         runner = SweepRunner(client, plan, out=tmp_path / "fox", concurrency=3)
         await runner.run_all()
     assert runner.progress().done == 9
@@ -88,7 +85,7 @@ async def test_an_invalid_cell_stops_the_sweep_before_anything_is_sent(
             BASE,
             "guidance_scale=2,40",
             "num_inference_steps=2",
-            client=_client(wide_emu),
+            client=client_for(wide_emu),
             out=tmp_path / "x",
         )
     assert "from 0 to 35" in str(caught.value)
@@ -101,7 +98,7 @@ async def test_the_same_sweep_on_the_same_folder_resumes_without_paying_twice(
 ) -> None:
     folder = tmp_path / "fox"
     plan = _plan_3x3()
-    async with _client(wide_emu) as client:
+    async with client_for(wide_emu) as client:
         first = SweepRunner(client, plan, out=folder, concurrency=2)  # type: ignore[arg-type]
         first.subscribe(on_cell=lambda record, _u: first.stop() if record.state == "done" else None)
         await first.run_all()
@@ -119,7 +116,7 @@ async def test_a_changed_definition_on_an_existing_folder_is_refused(
     wide_emu: Emulator, tmp_path: Path
 ) -> None:
     folder = tmp_path / "fox"
-    async with _client(wide_emu) as client:
+    async with client_for(wide_emu) as client:
         await SweepRunner(
             client, plan_sweep(BASE, "guidance_scale=2,3", seed=1), out=folder
         ).run_all()
@@ -135,7 +132,7 @@ async def test_a_locked_account_stops_further_submits_and_collects_the_rest(
     wide_emu: Emulator, tmp_path: Path
 ) -> None:
     plan = plan_sweep(BASE, "guidance_scale=1-8", seed=3)  # 8 cells
-    async with _client(wide_emu) as client:
+    async with client_for(wide_emu) as client:
         runner = SweepRunner(client, plan, out=tmp_path / "s", concurrency=2)
         wide_emu.inject("submit", status=403, times=100)
         await runner.run_all()
@@ -157,7 +154,7 @@ async def test_sweep_in_a_cell_returns_rows_and_the_billed_units(
         "num_inference_steps=2,4",
         image_size="square",
         seed=5,
-        client=_client(wide_emu),
+        client=client_for(wide_emu),
         out=tmp_path / "cell",
         export=False,
     )
@@ -175,7 +172,7 @@ async def test_an_expensive_sweep_waits_for_confirmation(
     run = sweep(
         "a fox",
         "guidance_scale=1-20",
-        client=_client(wide_emu),
+        client=client_for(wide_emu),
         out=tmp_path / "big",
         price=UnitPrice(0.5, "megapixel", "test price"),
     )
@@ -191,7 +188,7 @@ async def test_a_cell_whose_submit_was_in_flight_is_left_alone_unless_asked(
 ) -> None:
     folder = tmp_path / "s"
     plan = plan_sweep(BASE, "guidance_scale=2,3", seed=4)
-    async with _client(wide_emu) as client:
+    async with client_for(wide_emu) as client:
         first = SweepRunner(client, plan, out=folder)
         # the process died while the first cell's submit was on the wire
         first.run.journal.append("submitting", "", job_id=plan.cells[0].id)
@@ -219,7 +216,7 @@ async def test_step_logs_decide_whether_running_cells_report_their_steps(
         if isinstance(update, InProgress):
             running.append(update)
 
-    async with _client(wide_emu) as client:
+    async with client_for(wide_emu) as client:
         runner = SweepRunner(client, plan, out=tmp_path / "s", step_logs=step_logs)
         runner.subscribe(on_cell=heard)
         await runner.run_all()

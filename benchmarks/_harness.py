@@ -115,8 +115,9 @@ class ServerProcess:
             self._proc.wait()
 
 
-class Client(Protocol):
-    """One client under test."""
+class ContenderClient(Protocol):
+    """One client under test in a side-by-side benchmark (fluxwidget, fal-client, bare httpx):
+    an adapter for timing, not the client contract (that is `fluxwidget.client.protocols`)."""
 
     name: str
 
@@ -232,7 +233,7 @@ def fal_client_available() -> bool:
     return True
 
 
-def make_client(name: str, server: ServerProcess, **options: Any) -> Client:
+def make_client(name: str, server: ServerProcess, **options: Any) -> ContenderClient:
     if name == "fluxwidget":
         return FluxwidgetClient(server, **options)
     if name == "fal-client":

@@ -30,7 +30,7 @@ from typing import Any
 
 from _harness import (
     SHORT,
-    Client,
+    ContenderClient,
     ServerProcess,
     Spread,
     client_names,
@@ -43,7 +43,9 @@ from _harness import (
 LINKS = {"loopback": (0.0, 0.0), "20 ms": (0.02, 2.0), "100 ms": (0.1, 2.0)}
 
 
-async def one_job(client: Client, server: ServerProcess, seed: int, steps: int) -> dict[str, Any]:
+async def one_job(
+    client: ContenderClient, server: ServerProcess, seed: int, steps: int
+) -> dict[str, Any]:
     before = server.stats()
     start = time.monotonic()
     handle = await client.submit(seed, steps)

@@ -8,7 +8,7 @@ jobs' run times on the server divided by K (perfect packing, a client that costs
 turns within each of ``--runs`` runs (rotating order); the table shows the median over runs and
 the range.
 
-``fluxwidget sweep``: `fluxwidget.sweep.SweepRunner` (cap ``concurrency=K``) over a plan whose one
+``fluxwidget sweep``: `fluxwidget.sweeps.SweepRunner` (cap ``concurrency=K``) over a plan whose one
 axis is the seed; it also downloads and saves every image with its record into a run folder
 (a temporary directory), which the other rows do not do. It asks for step counts, as
 `sweep()` in a notebook does for its grid; ``runner no steps`` is the same runner without them
@@ -27,7 +27,7 @@ from typing import Any
 
 from _harness import (
     SHORT,
-    Client,
+    ContenderClient,
     FluxwidgetClient,
     ServerProcess,
     Spread,
@@ -46,7 +46,12 @@ CONFIGS = [(8, 4), (16, 8)] if SHORT else [(64, 8), (256, 32)]
 
 
 async def sweep(
-    client: Client, server: ServerProcess, jobs: int, in_flight: int, steps: int, first_seed: int
+    client: ContenderClient,
+    server: ServerProcess,
+    jobs: int,
+    in_flight: int,
+    steps: int,
+    first_seed: int,
 ) -> tuple[float, float, dict[str, Any]]:
     """(wall, ideal, server stats delta) for one sweep."""
     cap = asyncio.Semaphore(in_flight)

@@ -2,7 +2,7 @@
 
 Metadata goes into the file itself without re-encoding the pixels (a PNG iTXt chunk or a JPEG
 comment segment inserted byte-wise), so every saved image can be reproduced from its parameters;
-the run's manifest holds the same record (`fluxwidget.records`).
+the run's manifest holds the same record (`fluxwidget.store.records`).
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ differs). Other fields are ``--field-name``."""
 
 EXTRA_HELP = {
     "image_size": "Custom sizes as WIDTHxHEIGHT.",
-    "loras": "PATH[:SCALE], repeatable.",
+    "loras": "Repeatable: a URL or Hugging Face repo id, and a scale (default 1).",
 }
 
 
@@ -58,7 +58,11 @@ def parse_lora(text: str) -> dict[str, Any]:
 def _field_help(field: str, extra: str = "") -> str:
     """Help text from the schema: description, what is allowed, the default."""
     info = FluxLoraInput.model_fields[field]
-    text = f"{extra} {info.description} Allowed: {allowed_values(field)}."
+    text = f"{extra} {info.description}"
+    if field not in ("loras", "image_size") and info.annotation is not bool:
+        text += f" Allowed: {allowed_values(field)}."
+    elif field == "image_size":
+        text += f" Allowed: {allowed_values(field).split(', or {')[0]}."
     if not info.is_required():
         default = info.get_default(call_default_factory=True)
         if field == "enable_safety_checker":
@@ -96,10 +100,17 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
         kind = _scalar_type(info.annotation)
         if field == "loras":
             parser.add_argument(
-                *flags, dest=field, type=parse_lora, action="append", help=help_text
+                *flags,
+                dest=field,
+                type=parse_lora,
+                action="append",
+                metavar="PATH[:SCALE]",
+                help=help_text,
             )
         elif field == "image_size":
-            parser.add_argument(*flags, dest=field, type=parse_size, help=help_text)
+            parser.add_argument(
+                *flags, dest=field, type=parse_size, metavar="PRESET|WxH", help=help_text
+            )
         elif isinstance(default, bool):
             parser.add_argument(
                 *flags, dest=field, action="store_const", const=not default, help=help_text
@@ -107,7 +118,8 @@ def add_input_args(parser: argparse.ArgumentParser) -> None:
         elif isinstance(kind, tuple):
             parser.add_argument(*flags, dest=field, choices=kind, help=help_text)
         else:
-            parser.add_argument(*flags, dest=field, type=kind, help=help_text)
+            metavar = {int: "N", float: "X"}.get(kind, "TEXT")
+            parser.add_argument(*flags, dest=field, type=kind, metavar=metavar, help=help_text)
 
 
 def input_fields(args: argparse.Namespace) -> dict[str, Any]:

@@ -162,7 +162,7 @@ class FluxClient:
 
     @property
     def http(self) -> Transport:
-        """The transport the calls go through (part of `ClientPort`, used by handles)."""
+        """The transport the calls go through (part of `HandleBackend`, used by handles)."""
         return self._http
 
     async def __aenter__(self) -> FluxClient:
@@ -178,7 +178,7 @@ class FluxClient:
         if Journal.has_unwritten():
             await asyncio.to_thread(Journal.flush)
 
-    # --- what handles use (`ClientPort`) ----------------------------------------------------
+    # --- what handles use (`HandleBackend`) ----------------------------------------------------
 
     def error_for(
         self,

@@ -8,7 +8,10 @@
     ├── MissingKeyError         no key and no emulator: nothing can be sent
     ├── RunFolderError          a run folder that cannot be used (also a ValueError)
     │   └── SweepFolderMismatch the folder holds a different sweep
+    │   └── RunFolderBusy       another process (or run) is writing the folder
     ├── CostNotConfirmed        a sweep over its cost threshold, unconfirmed (also a ValueError)
+    ├── StorageError            a file could not be written or read (also an OSError)
+    │   └── DiskFullError       the disk or the quota is full (with the free space)
     ├── UnsafeURLError          a URL the download policy refuses (also a ValueError)
     └── FalError                anything that went wrong talking to fal, a proxy or the emulator
         ├── AuthenticationError 401: the key was refused
@@ -42,6 +45,7 @@ __all__ = [
     "AccountLockedError",
     "AuthenticationError",
     "CostNotConfirmed",
+    "DiskFullError",
     "DownloadTooSlowError",
     "FalError",
     "FieldProblem",
@@ -59,8 +63,10 @@ __all__ = [
     "ResponseTooLargeError",
     "ResultExpiredError",
     "ResultNotReadyError",
+    "RunFolderBusy",
     "RunFolderError",
     "ServerError",
+    "StorageError",
     "SweepError",
     "SweepFolderMismatch",
     "TransportError",
@@ -121,6 +127,35 @@ class SweepError(InputError):
 
 class RunFolderError(FluxwidgetError, ValueError):
     """A run folder that cannot be used: not a run folder, unreadable, or named unsafely."""
+
+
+class RunFolderBusy(RunFolderError):
+    """The run folder is being written by another process (or another run in this one): one
+    writer at a time, so nothing is submitted twice. `owner` says who (pid, host, since)."""
+
+    def __init__(self, message: str, *, owner: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.owner = owner or {}
+
+
+class StorageError(FluxwidgetError, OSError):
+    """A file of a run could not be written or read; `path` names it. What was saved before
+    stays saved, and the journal stays readable."""
+
+    def __init__(self, message: str, *, path: Any = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class DiskFullError(StorageError):
+    """The disk (or the quota) is full; `free_bytes` is what was left, when known."""
+
+    def __init__(self, message: str, *, path: Any = None, free_bytes: int | None = None) -> None:
+        super().__init__(message, path=path)
+        self.free_bytes = free_bytes
 
 
 class SweepFolderMismatch(RunFolderError):

@@ -11,7 +11,6 @@ import base64
 import binascii
 import io
 import json
-import os
 import struct
 import warnings
 import zlib
@@ -20,6 +19,8 @@ from typing import Any
 from urllib.parse import unquote_to_bytes
 
 from PIL import Image, ImageDraw, JpegImagePlugin, PngImagePlugin
+
+from .disk import write_atomically
 
 __all__ = [
     "METADATA_KEY",
@@ -183,9 +184,9 @@ def _jpeg_with_comment(data: bytes, text: str) -> bytes:
 
 
 def save_image(data: bytes, path: str | Path, metadata: dict[str, Any]) -> Path:
-    """Write image bytes to `path` with `metadata` embedded, durably (fsynced)."""
+    """Write image bytes to `path` with `metadata` embedded, atomically and durably; a full
+    disk is a `DiskFullError` naming the file."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metadata, sort_keys=True, default=str)
     if data[:8] == b"\x89PNG\r\n\x1a\n":
         payload = _png_with_text(data, text)
@@ -193,10 +194,7 @@ def save_image(data: bytes, path: str | Path, metadata: dict[str, Any]) -> Path:
         payload = _jpeg_with_comment(data, text)
     else:
         payload = data
-    with target.open("wb") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
+    write_atomically(target, payload)  # complete under its final name, or not there at all
     return target
 
 

@@ -28,6 +28,8 @@ from concurrent.futures import Future, InvalidStateError
 from pathlib import Path
 from typing import Any
 
+from ..disk import append_line, storage_error
+
 __all__ = ["Journal", "default_journal_path"]
 
 log = logging.getLogger("fluxwidget.journal")
@@ -129,6 +131,8 @@ class Journal:
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path is not None else default_journal_path()
+        self.problems: list[str] = []
+        """The unreadable lines the last `records()` skipped, as ``file:line: why``."""
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r})"
@@ -167,24 +171,40 @@ class Journal:
         return _writer.pending
 
     def _write_lines(self, lines: list[str]) -> None:
-        """Append `lines` and fsync once (called by the writer thread only)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as fh:
-            fh.write("".join(lines))
-            fh.flush()
-            os.fsync(fh.fileno())
+        """Append `lines` in one write and fsync once (called by the writer thread only): whole
+        lines, never onto a torn one, cut back when the disk is full (`disk.append_line`)."""
+        append_line(self.path, "".join(lines).encode("utf-8"))
 
     def records(self) -> list[dict[str, Any]]:
-        """Every record in order; a torn last line (a crash mid-write) is skipped."""
+        """Every readable record in order. A torn last line (a crash mid-write) is skipped
+        quietly; any other unreadable line is skipped with a warning naming the file and the
+        line (`problems` lists them), so one bad byte never blocks a resume."""
         _writer.flush()
-        if not self.path.exists():
+        try:
+            data = self.path.read_bytes()
+        except FileNotFoundError:
             return []
-        out = []
-        for line in self.path.read_text(encoding="utf-8").splitlines():
-            try:
-                out.append(json.loads(line))
-            except json.JSONDecodeError:
+        except OSError as exc:
+            raise storage_error(exc, self.path, "read") from None
+        out: list[dict[str, Any]] = []
+        self.problems = []
+        lines = data.split(b"\n")
+        torn_tail = not data.endswith(b"\n")
+        for number, raw in enumerate(lines, start=1):
+            if not raw.strip():
                 continue
+            try:
+                record = json.loads(raw.decode("utf-8"))
+                if not isinstance(record, dict):
+                    raise ValueError("not a JSON object")
+            except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError included
+                if torn_tail and number == len(lines):
+                    continue  # the line a crash left half written
+                problem = f"{self.path}:{number}: unreadable record skipped ({exc})"
+                self.problems.append(problem)
+                log.warning("%s", problem)
+                continue
+            out.append(record)
         return out
 
     def pending(self) -> list[dict[str, Any]]:

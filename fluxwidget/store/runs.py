@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..client.journal import Journal
+from ..disk import write_atomically
 from ..errors import RunFolderError
 from .records import FINAL_STATES, JobRecord, SavedImage
 
@@ -44,22 +45,12 @@ def default_runs_root() -> Path:
     return Path(os.environ.get("FLUXWIDGET_RUNS") or "fluxwidget-runs").expanduser()
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    """Write `text` to `path` so a reader sees the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _dump_atomically(path: Path, manifest: dict[str, Any]) -> None:
     """Serialise a manifest (one line per job) and write it atomically."""
     head = {key: value for key, value in manifest.items() if key != "jobs"}
     rows = ",\n  ".join(json.dumps(row, default=str) for row in manifest["jobs"])
     text = json.dumps(head, default=str)[:-1] + (', "jobs": [\n  ' + rows + "\n]}\n")
-    _write_atomically(path, text)
+    write_atomically(path, text.encode("utf-8"))
 
 
 def _apply_event(jobs: dict[str, JobRecord], event: dict[str, Any]) -> None:

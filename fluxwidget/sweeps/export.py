@@ -12,7 +12,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps, features
 
+from ..disk import write_atomically
 from .axes import Cell, SweepPlan
 from .ranges import format_value
 
@@ -450,17 +450,6 @@ def html_report(
 # --- writing into a run folder -----------------------------------------------------------------
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def write_exports(
     folder: str | os.PathLike[str],
     cells: Sequence[ExportCell],
@@ -479,10 +468,10 @@ def write_exports(
         path = root / ("grid.jpg" if len(images) == 1 else f"grid-z{z + 1}.jpg")
         out = io.BytesIO()
         image.save(out, "JPEG", quality=90)
-        _write_atomic(path, out.getvalue())
+        write_atomically(path, out.getvalue())
         written.append(path)
     report = root / "report.html"
     text = html_report(cells, layout, summary=summary, link_base=root)
-    _write_atomic(report, text.encode())
+    write_atomically(report, text.encode())
     written.append(report)
     return written

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import secrets
 import shutil
 from pathlib import Path
 
@@ -66,7 +67,7 @@ def _fsync_dir(folder: Path) -> None:
 def write_atomically(path: Path, data: bytes) -> None:
     """Write `data` to `path` atomically and durably (see the module's docstring)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
@@ -87,7 +88,7 @@ def append_line(path: Path, line: bytes) -> None:
     """Append whole lines (`line` ends with a newline) in one write, fsynced."""
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o666)
     except OSError as exc:
         raise storage_error(exc, path, "open") from None
     try:

@@ -198,12 +198,28 @@ def save_image(data: bytes, path: str | Path, metadata: dict[str, Any]) -> Path:
     return target
 
 
-def read_metadata(path: str | Path) -> dict[str, Any] | None:
-    """The metadata embedded by `save_image`, read back from the image file itself (from the
-    header: the pixels are not decoded, so a huge image is no problem)."""
-    with _open_unchecked(Path(path).read_bytes()) as image:
+def check_complete(data: bytes) -> None:
+    """Raise ValueError unless `data` is a whole image (a file cut short by a crash or a full
+    disk is not); the pixels are checked without being kept."""
+    with _open_unchecked(data) as image:
+        image.verify()
+    if data[:2] == b"\xff\xd8" and not data.rstrip(b"\x00").endswith(b"\xff\xd9"):
+        raise ValueError("the JPEG data ends before its end marker")
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in data[-12:]:
+        raise ValueError("the PNG data ends before its IEND chunk")
+
+
+def metadata_of(data: bytes) -> dict[str, Any] | None:
+    """The metadata embedded by `save_image` in image bytes (from the header only)."""
+    with _open_unchecked(data) as image:
         text = image.info.get(METADATA_KEY) if image.format == "PNG" else None
         comment = image.info.get("comment")
     if text is None and isinstance(comment, bytes) and comment.startswith(_JPEG_COMMENT_PREFIX):
         text = comment[len(_JPEG_COMMENT_PREFIX) :].decode("utf-8")
     return json.loads(text) if text else None
+
+
+def read_metadata(path: str | Path) -> dict[str, Any] | None:
+    """The metadata embedded by `save_image`, read back from the image file itself (from the
+    header: the pixels are not decoded, so a huge image is no problem)."""
+    return metadata_of(Path(path).read_bytes())

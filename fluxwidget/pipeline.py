@@ -85,6 +85,9 @@ class JobPipeline:
         self._clock = clock
         self.handles: dict[str, JobHandle] = {}
         """The handle of each job on its way, by job id (for cancel)."""
+        run.claim()  # one writer per run folder: RunFolderBusy at once when another writes it
+        config = client.config
+        run.remember_server(config.base_url, config.auth_scheme)
 
     def __repr__(self) -> str:
         return f"JobPipeline({self.run_folder!r})"
@@ -290,10 +293,14 @@ class JobPipeline:
         self, record: JobRecord, index: int, image: FluxImage
     ) -> SavedImage:
         async with self._image_slots:
-            data = await self.client.download(image)
-            path = self.run_folder.image_path(record.job_id, index, image.content_type, data)
-            metadata = record.image_metadata(index, self.run_folder.name)
-            await asyncio.to_thread(images.save_image, data, path, metadata)
+            on_disk = await asyncio.to_thread(self.run_folder.saved_image, record, index)
+            if on_disk is not None:  # saved by an earlier run that stopped before saying so
+                path, data = on_disk, await asyncio.to_thread(on_disk.read_bytes)
+            else:
+                data = await self.client.download(image)
+                path = self.run_folder.image_path(record.job_id, index, image.content_type, data)
+                metadata = record.image_metadata(index, self.run_folder.name)
+                await asyncio.to_thread(images.save_image, data, path, metadata)
         try:
             width, height = await asyncio.to_thread(images.image_size, data)
         except Exception:  # the file is saved; a size we cannot read is not an error

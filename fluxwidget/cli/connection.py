@@ -30,14 +30,18 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
 
 
 @contextlib.asynccontextmanager
-async def client_for(args: argparse.Namespace) -> AsyncIterator[FluxClient]:
+async def client_for(
+    args: argparse.Namespace, *, server: dict[str, str] | None = None
+) -> AsyncIterator[FluxClient]:
     """The client the arguments ask for (`choose_client`: the emulator with --emulator, else a
-    key is needed), closed afterwards."""
+    key is needed), closed afterwards. `server` (a run folder's) is where to go when the
+    arguments name no --base-url / --auth-scheme."""
+    remembered = server or {}
     connection = choose_client(
         emulator=bool(args.emulator) or False,
         no_key_message=NO_KEY,
-        base_url=args.base_url,
-        auth_scheme=args.auth_scheme,
+        base_url=args.base_url or remembered.get("base_url"),
+        auth_scheme=args.auth_scheme or remembered.get("auth_scheme"),
         endpoint=args.endpoint,
     )
     client: FluxClient = connection.client

@@ -69,9 +69,9 @@ async def run_generate_command(args: argparse.Namespace) -> int:
     status = StatusLine(sys.stderr, enabled=not args.quiet)
     async with client_for(args) as client:
         run = (
-            Run.open_or_create(args.out, kind="generate")
+            Run.open_or_create(args.out, kind="generate", claim=True)
             if args.out is not None
-            else Run.create(kind="generate")
+            else Run.create(kind="generate", claim=True)
         )
         pipeline = JobPipeline(client, run, on_change=status)
         record = pipeline.plan(params)
@@ -91,6 +91,7 @@ async def run_generate_command(args: argparse.Namespace) -> int:
             return 1
         finally:
             await run.flush()
+            run.release()
     status.close()
     for image in record.images:
         print(run.path / image.file)

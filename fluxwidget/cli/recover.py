@@ -10,7 +10,7 @@ from ..client.journal import Journal
 from ..errors import FluxwidgetError, RunFolderError
 from ..pipeline import JobPipeline
 from ..store.records import JobRecord
-from ..store.runs import MANIFEST, Run, default_runs_root, list_runs
+from ..store.runs import Run, default_runs_root, list_runs
 from .connection import add_connection_args, client_for
 
 __all__ = ["add_recover_command", "run_recover_command"]
@@ -36,36 +36,55 @@ def add_recover_command(commands: argparse._SubParsersAction) -> None:  # type: 
 
 
 async def run_recover_command(args: argparse.Namespace) -> int:
-    """Collect every active job of the run folders (and of a client journal) by request id."""
+    """Collect every job of the run folders (and of a client journal) whose images are not all
+    on disk — judged from the files, not from a flag — by request id, on the server each run
+    was sent to (unless --base-url says otherwise). Each folder is claimed first: a folder
+    another process is writing is left alone, and said so."""
     fresh_root = args.journal is not None and args.folder is not None and not args.folder.exists()
     runs = [] if fresh_root else _runs_to_recover(args.folder)
     if args.journal is not None:
         runs.extend(_runs_from_journal(Journal(args.journal), args.folder))
-    pending = [(run, record) for run in runs for record in run.active()]
+    pending = [run for run in runs if run.active()]
     if not pending:
         print("nothing to recover: every submitted job has its images on disk", file=sys.stderr)
         return 0
     failures = 0
-    async with client_for(args) as client:
-        for run in runs:
-            pipeline = JobPipeline(client, run, step_logs=False)  # nothing shows steps here
-            for record in run.active():
-                try:
-                    await pipeline.collect(record)
-                except FluxwidgetError as exc:
-                    failures += 1
-                    print(f"fluxwidget: {run.name}/{record.job_id}: {exc}", file=sys.stderr)
-                else:
-                    for image in record.images:
-                        print(run.path / image.file)
+    for read in pending:
+        try:
+            run = Run.open(read.path, claim=True)  # read again, now as its one writer
+        except RunFolderError as exc:
+            failures += 1
+            print(f"fluxwidget: {exc}", file=sys.stderr)
+            continue
+        try:
+            failures += await _collect(args, run)
+        finally:
             await run.flush()
+            run.release()
     return 1 if failures else 0
+
+
+async def _collect(args: argparse.Namespace, run: Run) -> int:
+    """Collect one claimed run's active jobs; returns how many failed."""
+    failures = 0
+    async with client_for(args, server=run.server) as client:
+        pipeline = JobPipeline(client, run, step_logs=False)  # nothing shows steps here
+        for record in run.active():
+            try:
+                await pipeline.collect(record)
+            except FluxwidgetError as exc:
+                failures += 1
+                print(f"fluxwidget: {run.name}/{record.job_id}: {exc}", file=sys.stderr)
+            else:
+                for image in record.images:
+                    print(run.path / image.file)
+    return failures
 
 
 def _runs_to_recover(folder: Path | None) -> list[Run]:
     """The run folder `folder`, or every run folder under it (default: the runs root)."""
     base = folder if folder is not None else default_runs_root()
-    if (base / MANIFEST).exists():
+    if Run.is_run_folder(base):
         return [Run.open(base)]
     if folder is not None and not base.is_dir():
         raise RunFolderError(f"{folder} is not a run folder or a folder of runs")
@@ -77,8 +96,11 @@ def _runs_from_journal(journal: Journal, folder: Path | None) -> list[Run]:
     pending = journal.pending()
     if not pending:
         return []
-    root = folder if folder is not None and not (folder / MANIFEST).exists() else None
-    run = Run.create(root, kind="recover")
+    root = folder if folder is not None and not Run.is_run_folder(folder) else None
+    run = Run.create(root, kind="recover", claim=True)
+    first = pending[0]
+    if isinstance(first.get("base_url"), str):  # the server the journal's jobs went to
+        run.remember_server(first["base_url"], str(first.get("auth_scheme") or "Key"))
     for entry in pending:
         record = JobRecord(
             job_id=run.new_job_id("r"),
@@ -92,4 +114,5 @@ def _runs_from_journal(journal: Journal, folder: Path | None) -> list[Run]:
     run.save()
     for entry in pending:  # the run folder now holds them (durably): the journal lets them go
         journal.append("moved", str(entry["request_id"]), run=str(run.path))
+    run.release()
     return [run]

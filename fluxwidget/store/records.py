@@ -10,11 +10,12 @@ comment), so an image alone is enough to make it again.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 __all__ = [
     "ACTIVE_STATES",
     "FINAL_STATES",
+    "KNOWN_STATES",
     "JobRecord",
     "JobState",
     "SavedImage",
@@ -31,6 +32,7 @@ JobState = Literal[
     "cancelled",
     "unknown",  # a submit was in flight when the process stopped: it may have been billed
 ]
+KNOWN_STATES: frozenset[str] = frozenset(get_args(JobState))
 FINAL_STATES: frozenset[str] = frozenset({"done", "cancelled"})
 """States after which a job is never touched again (an error may still be collected)."""
 ACTIVE_STATES: frozenset[str] = frozenset({"submitting", "queued", "running", "fetching"})

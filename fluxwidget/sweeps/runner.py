@@ -31,7 +31,7 @@ from ..errors import (
 from ..pipeline import JobPipeline
 from ..schema import FluxLoraOutput
 from ..store.records import ACTIVE_STATES, JobRecord, SavedImage
-from ..store.runs import MANIFEST, Run
+from ..store.runs import Run
 from .axes import SweepPlan
 from .cost import DEFAULT_PRICE, CostEstimate, UnitPrice, estimate_cost
 
@@ -192,23 +192,24 @@ class SweepRunner:
         key = definition_key(self.plan)
         definition = {"sweep": self.plan.to_json(), "fingerprint": key}
         if out is None:
-            return Run.create(root, kind="sweep", definition=definition)
+            return Run.create(root, kind="sweep", definition=definition, claim=True)
         folder = Path(out)
-        if not (folder / MANIFEST).exists():
-            return Run.create(kind="sweep", definition=definition, path=folder)
-        existing = Run.open(folder)
+        if not Run.is_run_folder(folder):
+            return Run.create(kind="sweep", definition=definition, path=folder, claim=True)
+        existing = Run.open(folder, claim=True)
         stored = existing.definition or {}
         if existing.kind == "sweep" and stored.get("fingerprint") == key:
             # the same request: run the stored plan, whose seeds were drawn the first time
             self.plan = SweepPlan.from_json(stored["sweep"])
             return existing
+        existing.release()
         if not force:
             raise SweepFolderMismatch(
                 f"{folder} holds a different {existing.kind} (its definition differs from this "
                 "sweep's): use another folder, or force_new=True (--force-new) to start a new "
                 "run in a fresh folder next to it"
             )
-        return Run.create(folder.parent, kind="sweep", definition=definition)
+        return Run.create(folder.parent, kind="sweep", definition=definition, claim=True)
 
     # --- listening --------------------------------------------------------------------------
 
@@ -264,6 +265,7 @@ class SweepRunner:
         `concurrency` in flight. Returns when every cell has ended (done, failed, cancelled)."""
         self.started_at = time.monotonic()
         self.finished_at = None
+        self.run.claim()  # held from the folder's opening; again after an earlier run_all
         slots = asyncio.Semaphore(self.concurrency)
         try:
             collect = [r for r in self.records.values() if r.collectable]
@@ -278,7 +280,10 @@ class SweepRunner:
                 await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
         finally:
             self.finished_at = time.monotonic()
-            await self.run.flush()
+            try:
+                await self.run.flush()
+            finally:
+                self.run.release()  # the folder is free for the next run (a resume, a retry)
 
     def _start(self, record: JobRecord, slots: asyncio.Semaphore) -> None:
         """Run a cell; its slot frees when the server is done with it (its result is in hand,

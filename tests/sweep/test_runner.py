@@ -192,6 +192,7 @@ async def test_a_cell_whose_submit_was_in_flight_is_left_alone_unless_asked(
         first = SweepRunner(client, plan, out=folder)
         # the process died while the first cell's submit was on the wire
         first.run.journal.append("submitting", "", job_id=plan.cells[0].id)
+        first.run.release()  # (a dead process holds no lock)
         again = SweepRunner(client, plan, out=folder)
         assert again.records[plan.cells[0].id].state == "unknown"
         await again.run_all()

@@ -135,8 +135,10 @@ class LostSubmitCheck:
 
 
 def _why_unavailable(exc: BaseException, platform_url: str) -> str:
-    if isinstance(exc, NotFoundError):
-        return f"{platform_url} has no request listing (404: a proxy without the platform API?)"
+    code = getattr(exc, "status_code", None)
+    if isinstance(exc, NotFoundError) or code in (405, 501):
+        guess = "a proxy without fal's platform API?"
+        return f"{platform_url} has no request listing ({code}: {guess})"
     if isinstance(exc, AuthenticationError):
         return f"the request listing was refused ({exc.status_code}: {exc})"
     if isinstance(exc, TransportError):

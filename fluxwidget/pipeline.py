@@ -20,10 +20,12 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from datetime import datetime, timezone
 from typing import Any
 
 from . import images
 from .client.handle import is_final_error
+from .client.history import isoformat, payload_sha256
 from .client.protocols import JobClient, JobHandle
 from .client.status import Completed, InProgress, Queued, StatusUpdate, Waiting, describe
 from .errors import (
@@ -132,7 +134,13 @@ class JobPipeline:
             return await self.collect(record, timeout=timeout)
         params = FluxLoraInput.model_validate(record.input)
         self._set(record, "submitting", "Submitting…")
-        await self.run_folder.log("submitting", record)
+        sent = datetime.now(timezone.utc)  # with the body's hash: how a lost reply is found
+        await self.run_folder.log(
+            "submitting",
+            record,
+            payload_sha256=payload_sha256(params.to_payload()),
+            sent_at=isoformat(sent),
+        )
         record.timings["submitted_at"] = self._clock()
         try:
             handle = await self.client.submit(

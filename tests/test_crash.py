@@ -116,3 +116,34 @@ def test_killed_right_after_the_submit_is_collected_by_request_id(tmp_path: Path
     (saved,) = [Path(line) for line in done.stdout.split()]
     assert saved.exists()
     assert Run.open(out).records()[0].state == "done"
+
+
+def test_killed_while_the_submit_reply_was_on_its_way_is_found_by_the_listing(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "run"
+    with Emulator(workers=2, seconds_per_step=0.002, keepalive_interval=0.2) as emu:
+        env = {**os.environ, "FAL_KEY": emu.api_key}
+        connection = ["--base-url", emu.url]
+        # fal accepts the job, but its reply is slow to come: the process dies meanwhile
+        emu.inject("submit", delay=30, after_accept=True)
+        generate = subprocess.Popen(
+            _cli("generate", "a lynx", "--image-size", "square", "--steps", "4",
+                 "--out", str(out), "--quiet", *connection),
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+        _kill_when(generate, lambda: emu.submit_count == 1 and "submitting" in _events(out))
+        (record,) = Run.open(out).records()
+        assert record.state == "unknown"
+        assert record.request_id is None
+        done = subprocess.run(
+            _cli("recover", str(out), *connection), env=env, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+        submits = emu.submit_count
+        (accepted,) = emu.jobs
+    assert done.returncode == 0, done.stderr
+    assert submits == 1  # found through the listing and collected: never paid twice
+    (saved,) = [Path(line) for line in done.stdout.split()]
+    assert read_metadata(saved)["request_id"] == accepted  # type: ignore[index]
+    assert Run.open(out).records()[0].state == "done"

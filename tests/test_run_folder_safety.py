@@ -34,9 +34,10 @@ def _cli(*args: str) -> list[str]:
 
 
 def _submits_in(folder: Path) -> int:
-    return sum(
-        1 for line in (folder / "journal.jsonl").read_text().splitlines() if '"submitted"' in line
-    )
+    journal = folder / "journal.jsonl"
+    if not journal.exists():
+        return 0
+    return sum(1 for line in journal.read_text().splitlines() if '"submitted"' in line)
 
 
 def _wait_for(predicate: object, what: str, within: float = 60) -> None:

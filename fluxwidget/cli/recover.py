@@ -9,6 +9,7 @@ from pathlib import Path
 from ..client.journal import Journal
 from ..errors import FluxwidgetError, RunFolderError
 from ..pipeline import JobPipeline
+from ..store.lost import find_lost_submits
 from ..store.records import JobRecord
 from ..store.runs import Run, default_runs_root, list_runs
 from .connection import add_connection_args, client_for
@@ -22,7 +23,9 @@ def add_recover_command(commands: argparse._SubParsersAction) -> None:  # type: 
         "recover",
         help="collect jobs that were submitted but never saved",
         description="Collect every job that was submitted but whose images are not on disk: in "
-        "a run folder, in every run folder under a root, or from the client's journal.",
+        "a run folder, in every run folder under a root, or from the client's journal. A job "
+        "whose submit reply was lost (unknown) is looked for in fal's request listing by its "
+        "exact input, and collected when found.",
     )
     rec.add_argument(
         "folder", nargs="?", type=Path,
@@ -31,6 +34,11 @@ def add_recover_command(commands: argparse._SubParsersAction) -> None:  # type: 
     rec.add_argument(
         "--journal", type=Path,
         help="also collect the jobs of this client journal (FLUXWIDGET_JOURNAL) into a new run",
+    )  # fmt: skip
+    rec.add_argument(
+        "--resubmit-unknown", action="store_true",
+        help="send again the jobs whose submit reply was lost and that fal's request listing "
+        "shows were never accepted (never when the listing is not available)",
     )  # fmt: skip
     add_connection_args(rec)
 
@@ -44,11 +52,12 @@ async def run_recover_command(args: argparse.Namespace) -> int:
     runs = [] if fresh_root else _runs_to_recover(args.folder)
     if args.journal is not None:
         runs.extend(_runs_from_journal(Journal(args.journal), args.folder))
-    pending = [run for run in runs if run.active()]
+    pending = [run for run in runs if any(r.collectable or _lost(r) for r in run.records())]
     if not pending:
         print("nothing to recover: every submitted job has its images on disk", file=sys.stderr)
         return 0
     failures = 0
+    resubmit = bool(getattr(args, "resubmit_unknown", False))
     for read in pending:
         try:
             run = Run.open(read.path, claim=True)  # read again, now as its one writer
@@ -57,28 +66,48 @@ async def run_recover_command(args: argparse.Namespace) -> int:
             print(f"fluxwidget: {exc}", file=sys.stderr)
             continue
         try:
-            failures += await _collect(args, run)
+            failures += await _collect(args, run, resubmit=resubmit)
         finally:
             await run.flush()
             run.release()
     return 1 if failures else 0
 
 
-async def _collect(args: argparse.Namespace, run: Run) -> int:
-    """Collect one claimed run's active jobs; returns how many failed."""
+async def _collect(args: argparse.Namespace, run: Run, *, resubmit: bool) -> int:
+    """Collect one claimed run's jobs (lost submits looked up in fal's request listing first)
+    on the server the run used; returns how many failed or stay unknown."""
     failures = 0
     async with client_for(args, server=run.server) as client:
         pipeline = JobPipeline(client, run, step_logs=False)  # nothing shows steps here
-        for record in run.active():
+        check = await find_lost_submits(client, run)
+        for job_id, request_id in check.found.items():
+            print(f"fluxwidget: {run.name}/{job_id}: found {request_id} in fal's request "
+                  "listing; collecting it", file=sys.stderr)  # fmt: skip
+        again = [run.jobs[job_id] for job_id in check.absent] if resubmit else []
+        for record in run.active() + again:
             try:
-                await pipeline.collect(record)
+                if record.request_id is None:
+                    record.state = "pending"
+                    await pipeline.run(record)
+                else:
+                    await pipeline.collect(record)
             except FluxwidgetError as exc:
                 failures += 1
                 print(f"fluxwidget: {run.name}/{record.job_id}: {exc}", file=sys.stderr)
             else:
                 for image in record.images:
                     print(run.path / image.file)
+        for record in run.records():
+            if _lost(record):
+                failures += 1
+                print(f"fluxwidget: {run.name}/{record.job_id}: unknown — {record.error}",
+                      file=sys.stderr)  # fmt: skip
     return failures
+
+
+def _lost(record: JobRecord) -> bool:
+    """A job whose submit reply was lost: no request id, maybe accepted."""
+    return record.state == "unknown" and record.request_id is None
 
 
 def _runs_to_recover(folder: Path | None) -> list[Run]:

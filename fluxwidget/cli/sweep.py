@@ -68,8 +68,9 @@ def add_sweep_command(commands: argparse._SubParsersAction) -> None:  # type: ig
     cmd.add_argument("--cell-timeout", type=float, help="give up on a cell after N seconds")
     cmd.add_argument(
         "--resubmit-unknown", action="store_true",
-        help="send again cells whose submit was in flight when an earlier run stopped (they "
-        "may have been accepted and billed: check your fal request history first)",
+        help="send again cells whose submit reply was lost and that fal's request listing "
+        "shows were never accepted (found ones are collected anyway; without the listing they "
+        "are left alone)",
     )  # fmt: skip
     cmd.add_argument("--quiet", action="store_true", help="no progress bar")
     add_connection_args(cmd)

@@ -7,6 +7,7 @@ import concurrent.futures
 import logging
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -25,6 +26,7 @@ from ..images import decode_data_uri, image_size
 from ..schema import FluxImage, FluxLoraInput, FluxLoraOutput, validate_input
 from .config import ClientConfig, key_from_environment
 from .handle import RequestHandle, UpdateCallback
+from .history import MAX_PAGES, PAGE_LIMIT, RequestListing, list_requests
 from .journal import Journal
 from .limits import Limits
 from .redact import Redactor
@@ -433,6 +435,33 @@ class FluxClient:
         raises fluxwidget's `TransportError` when the network fails."""
         url = f"{self.config.platform_url}{path}"
         return await self._http.request("platform", "GET", url, params=params)
+
+    async def list_requests(
+        self,
+        endpoint_id: str | None = None,
+        *,
+        start: datetime,
+        end: datetime | None = None,
+        status: str | None = None,
+        request_id: str | None = None,
+        with_payloads: bool = True,
+        limit: int = PAGE_LIMIT,
+        max_pages: int = MAX_PAGES,
+    ) -> RequestListing:
+        """The account's requests of `endpoint_id` (default: this client's endpoint) from
+        `start` to `end`, from fal's platform API (see `fluxwidget.client.history`); raises the
+        typed error of a refused or failed call (`NotFoundError` from a proxy without it)."""
+        return await list_requests(
+            self,
+            endpoint_id or self.config.endpoint,
+            start=start,
+            end=end,
+            status=status,
+            request_id=request_id,
+            with_payloads=with_payloads,
+            limit=limit,
+            max_pages=max_pages,
+        )
 
     # --- blocking use ---------------------------------------------------------------------
 

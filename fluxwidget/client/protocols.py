@@ -9,12 +9,14 @@ wrapper (a client that records, throttles, or talks to another host) fits anywhe
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import httpx
 
 from ..errors import FalError
 from ..schema import FluxImage, FluxLoraInput, FluxLoraOutput
+from .history import RequestListing
 from .journal import Journal
 from .status import StatusUpdate
 from .transport import Transport
@@ -84,6 +86,12 @@ class JobClient(Protocol):
     async def download(self, image: FluxImage | str, /) -> bytes: ...
 
     async def platform_get(self, path: str, params: dict[str, str]) -> httpx.Response: ...
+
+    async def list_requests(
+        self, endpoint_id: str | None = None, *, start: datetime, end: datetime | None = None
+    ) -> RequestListing:
+        """The account's requests of an endpoint in a time window (fal's platform API), to
+        find a submit whose reply was lost."""
 
 
 class HandleBackend(Protocol):

@@ -9,6 +9,7 @@ Routes (base = the emulator's URL)::
     PUT  /fal-ai/flux-lora/requests/{id}/cancel       cancel
     GET  /files/{id}/{index}.{jpeg|png}               image download (no auth, like a CDN)
     GET  /v1/models/pricing?endpoint_id=...           fal's platform API: the unit price
+    GET  /v1/models/requests/by-endpoint?...          fal's platform API: the account's requests
 
 Choices where fal's behaviour is not documented:
 
@@ -47,6 +48,7 @@ from fluxwidget.emulator.faults import (
     keepalive_stream,
 )
 from fluxwidget.emulator.jobs import Job, JobState, Scheduler
+from fluxwidget.emulator.listing import listing
 from fluxwidget.emulator.outputs import FileStore, produce
 from fluxwidget.emulator.protocol import (
     body_problem,
@@ -148,6 +150,8 @@ class EmulatorApp:
         segments = [part for part in request.url.path.split("/") if part]
         if segments == ["v1", "models", "pricing"]:
             return self._pricing(request)
+        if segments == ["v1", "models", "requests", "by-endpoint"]:
+            return await self._listing(request)
         route = _route_of(segments)
         if route is None:
             return JSONResponse({"detail": "Not Found"}, status_code=404)
@@ -227,6 +231,19 @@ class EmulatorApp:
         prices = [{"endpoint_id": e, **price} for e in wanted]
         body = {"prices": prices, "next_cursor": None, "has_more": False, "emulator": True}
         return JSONResponse(body)
+
+    async def _listing(self, request: Request) -> Response:
+        """fal's ``GET /v1/models/requests/by-endpoint`` (see `emulator.listing`)."""
+        if request.method != "GET":
+            return JSONResponse({"detail": "Method Not Allowed"}, status_code=405)
+        fault = self.faults.take("listing")
+        faulted = await self._fault(fault, request)
+        if faulted is not None:
+            return faulted
+        if not self._authorized(request):
+            return JSONResponse(AUTH_FAILED, status_code=401)
+        response = listing(self.scheduler, request.query_params)
+        return fault.wrap(response, self.closing) if fault is not None else response
 
     # --- the calls --------------------------------------------------------------------------
 

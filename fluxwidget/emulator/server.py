@@ -329,7 +329,8 @@ class Emulator:
     ) -> None:
         """Make the next ``times`` calls of ``route`` fail, drop, stall or answer oddly.
 
-        ``route`` is one of submit, status, stream, result, cancel, file. A call waits
+        ``route`` is one of submit, status, stream, result, cancel, file, listing (fal's
+        request listing). A call waits
         ``delay`` seconds, then has its connection dropped (``drop``), or gets ``status`` with a
         JSON ``detail`` (plus ``Retry-After`` and ``headers``), or else is answered normally.
         For submit, ``after_accept=True`` applies the fault after the job was accepted.

@@ -30,6 +30,7 @@ from ..errors import (
 )
 from ..pipeline import JobPipeline
 from ..schema import FluxLoraOutput
+from ..store.lost import find_lost_submits
 from ..store.records import ACTIVE_STATES, JobRecord, SavedImage
 from ..store.runs import Run
 from .axes import SweepPlan
@@ -137,8 +138,10 @@ class SweepRunner:
         resubmit_unknown: bool = False,
         step_logs: bool = True,
     ) -> None:
-        """`resubmit_unknown` sends again the cells whose submit was in flight when an earlier
-        run stopped (they may have been accepted and billed: check fal's request history).
+        """Cells whose submit reply was lost (``unknown``) are looked for in fal's request
+        listing when the run starts (`fluxwidget.store.lost`): found, they are collected; absent
+        from a complete listing, `resubmit_unknown` sends them again; when the listing is not
+        available they are left alone.
         `step_logs=False` leaves out the step counts of running cells ("running 12/28"): fewer
         events per cell, for a display that shows only counts of cells (the CLI's bar)."""
         if concurrency < 1:
@@ -164,15 +167,15 @@ class SweepRunner:
                     cell.input, job_id=cell.id, axes=cell.axis_values, coords=list(cell.coords)
                 )
             elif record.request_id is None and (
-                record.state == "cancelled"
-                or (record.state == "error" and not record.final)
-                or (record.state == "unknown" and resubmit_unknown)
+                record.state == "cancelled" or (record.state == "error" and not record.final)
             ):
                 record.state = "pending"  # never accepted by the server: resuming sends it
             self.records[cell.id] = record
         self.run.save()  # every cell is in the manifest before the first submit
+        self.resubmit_unknown = resubmit_unknown
+        sent = ("pending", "unknown") if resubmit_unknown else ("pending",)
         self.estimate: CostEstimate = estimate_cost(
-            [c.input for c in self.plan.cells if self.records[c.id].state == "pending"], price
+            [c.input for c in self.plan.cells if self.records[c.id].state in sent], price
         )
         self.stopped: str | None = None
         self.started_at: float | None = None
@@ -268,6 +271,7 @@ class SweepRunner:
         self.run.claim()  # held from the folder's opening; again after an earlier run_all
         slots = asyncio.Semaphore(self.concurrency)
         try:
+            await self._find_lost_submits()
             collect = [r for r in self.records.values() if r.collectable]
             submit = [r for r in self.records.values() if r.state == "pending"]
             for record in collect + submit:
@@ -284,6 +288,18 @@ class SweepRunner:
                 await self.run.flush()
             finally:
                 self.run.release()  # the folder is free for the next run (a resume, a retry)
+
+    async def _find_lost_submits(self) -> None:
+        """Look for the unknown cells in fal's request listing: found ones are collected,
+        absent ones are sent again only with `resubmit_unknown`."""
+        unknown = [r for r in self.records.values() if r.state == "unknown"]
+        if not unknown:
+            return
+        check = await find_lost_submits(self.client, self.run, unknown)
+        for record in unknown:
+            if record.job_id in check.absent and self.resubmit_unknown:
+                record.state, record.error = "pending", None
+            self._cell_changed(record, None)
 
     def _start(self, record: JobRecord, slots: asyncio.Semaphore) -> None:
         """Run a cell; its slot frees when the server is done with it (its result is in hand,

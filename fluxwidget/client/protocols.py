@@ -8,8 +8,9 @@ wrapper (a client that records, throttles, or talks to another host) fits anywhe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any, Protocol, TypeVar
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, Literal, Protocol, TypeVar
 
 import httpx
 
@@ -80,6 +81,18 @@ class JobClient(Protocol):
     ) -> JobHandle: ...
 
     async def download(self, image: FluxImage | str, /) -> bytes: ...
+
+    async def upload(
+        self,
+        path: str | Path,
+        /,
+        *,
+        field: str = "path",
+        kind: Literal["lora", "image", "any"] = "any",
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> str:
+        """A local file's URL on the server's storage (uploaded, or cached by content);
+        `InputError` naming `field` for a file unfit to send, before any request."""
 
     async def platform_get(self, path: str, params: dict[str, str]) -> httpx.Response: ...
 

@@ -73,6 +73,9 @@ def _apply_event(jobs: dict[str, JobRecord], event: dict[str, Any]) -> None:
         return
     if kind == "submitting" and record.request_id is None:
         record.state = "submitting"
+        uploads = event.get("uploads")
+        if isinstance(uploads, dict):
+            record.uploads = {str(k): str(v) for k, v in uploads.items()}
     elif kind == "submitted" and event.get("request_id"):
         record.request_id = str(event["request_id"])
         if record.state in ("pending", "submitting", "unknown", "error"):

@@ -4,6 +4,7 @@ against a real emulator on a loopback socket."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
@@ -160,6 +161,16 @@ async def test_the_same_bytes_go_up_once_across_clients(emu: Emulator, tmp_path:
     assert changed != url
     assert len(emu.uploads) == 2
     assert await fetch(changed) == file.read_bytes()
+
+
+async def test_concurrent_uploads_of_one_file_share_one_upload(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    file = safetensors(tmp_path / "style.safetensors", 256 * KiB)
+    async with client_for(emu, upload_cache=False) as client:
+        urls = await asyncio.gather(*(client.upload(file) for _ in range(6)))
+    assert len(set(urls)) == 1
+    assert len(emu.uploads) == 1
 
 
 async def test_an_entry_near_its_expiry_is_not_used(emu: Emulator, tmp_path: Path) -> None:

@@ -382,6 +382,9 @@ class Uploader:
         self._redactor = redactor
         self._clock = clock
         self._token: _Token | None = None
+        self._inflight: dict[tuple[int, tuple[str, int, int]], asyncio.Task[str]] = {}
+        """Uploads under way by loop and file (path, size, mtime): concurrent jobs naming one
+        file (a sweep's cells) share one hash and one upload."""
 
     def __repr__(self) -> str:
         return f"Uploader(storage_url={self.storage_url!r}, cache={self.cache!r})"
@@ -394,8 +397,27 @@ class Uploader:
         kind: FileKind = "any",
         on_progress: ProgressCallback | None = None,
     ) -> str:
-        """The URL of a local file on fal's storage: uploaded now, or found in the cache."""
+        """The URL of a local file on fal's storage: uploaded now, found in the cache, or
+        shared with an upload of the same file already under way."""
         await asyncio.to_thread(check_local_file, path, field=field, kind=kind)
+        loop = asyncio.get_running_loop()
+        slot = (id(loop), await asyncio.to_thread(_identity, path))
+        task = self._inflight.get(slot)
+        if task is None:
+            task = loop.create_task(self._upload(path, on_progress))
+            self._inflight[slot] = task
+            task.add_done_callback(lambda done: self._settled(slot, done))
+            return await asyncio.shield(task)
+        url = await asyncio.shield(task)
+        _report(on_progress, slot[1][1], slot[1][1])
+        return url
+
+    def _settled(self, slot: tuple[int, tuple[str, int, int]], task: asyncio.Task[str]) -> None:
+        self._inflight.pop(slot, None)
+        if not task.cancelled():
+            task.exception()  # retrieved: no "never retrieved" report when every waiter left
+
+    async def _upload(self, path: str | Path, on_progress: ProgressCallback | None) -> str:
         file, digest, size, mtime = await asyncio.to_thread(_digest, path)
         margin = self.options.cache_margin
         if self.cache is not None:
@@ -582,6 +604,12 @@ class Uploader:
         if token is not None:
             Redactor(token.secret).scrub(exc)
         return exc
+
+
+def _identity(path: str | Path) -> tuple[str, int, int]:
+    file = Path(path).expanduser().resolve()
+    stat = file.stat()
+    return str(file), stat.st_size, stat.st_mtime_ns
 
 
 def _digest_stat(path: Path) -> tuple[int, int]:

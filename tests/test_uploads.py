@@ -413,3 +413,6 @@ def test_storage_url_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert FluxClient(api_key="k:s").config.storage_url == "https://storage.example"
     explicit = FluxClient(api_key="k:s", storage_url="http://127.0.0.1:9")
     assert explicit.config.storage_url == "http://127.0.0.1:9"
+    monkeypatch.delenv("FLUXWIDGET_STORAGE_URL")
+    moved = FluxClient(api_key="k:s").with_options(base_url="https://proxy.example")
+    assert moved.config.storage_url == "https://proxy.example"

@@ -121,7 +121,9 @@ class FluxClient:
             "endpoint": self.config.endpoint,
             "url_mode": self.config.url_mode,
             "platform_url": self.config.platform_url,
-            "storage_url": self.config.storage_url,
+            # as given: a copy with another base_url derives its own (the key stays on hosts
+            # the user configured)
+            "storage_url": storage_url,
             "upload_cache": upload_cache,
             "upload_options": upload_options or UploadOptions(),
             "connect_timeout": connect_timeout,

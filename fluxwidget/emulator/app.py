@@ -336,8 +336,10 @@ class EmulatorApp:
                 detail = f"part {number!r}: no such part, or its etag does not match"
                 return JSONResponse({"detail": detail}, status_code=400)
             numbers.append(number)
+        # any order (fal-client lists parts as they finish), but each part once, from 1 up
+        numbers.sort()
         if numbers != list(range(1, len(numbers) + 1)) or len(numbers) != len(session.parts):
-            detail = "parts must be listed once each, in order, from 1"
+            detail = "parts must be listed once each, numbered from 1 with no gap"
             return JSONResponse({"detail": detail}, status_code=400)
         data = b"".join(session.parts[n] for n in numbers)
         stored = self.uploads.finish(session, data, len(numbers))

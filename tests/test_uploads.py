@@ -416,3 +416,29 @@ def test_storage_url_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FLUXWIDGET_STORAGE_URL")
     moved = FluxClient(api_key="k:s").with_options(base_url="https://proxy.example")
     assert moved.config.storage_url == "https://proxy.example"
+
+
+def test_the_emulator_speaks_the_multipart_protocol_as_fal_clients_use_it(emu: Emulator) -> None:
+    with httpx.Client(base_url=emu.url, timeout=10) as http:
+        key = {"Authorization": f"Key {emu.api_key}"}
+        token = http.post(
+            "/storage/auth/token", params={"storage_type": "fal-cdn-v3"}, json={}, headers=key
+        ).json()
+        assert token["base_url"] == emu.url
+        auth = {"Authorization": f"{token['token_type']} {token['token']}"}
+        created = http.post(
+            f"{token['base_url']}/files/upload/multipart",
+            headers={**auth, "X-Fal-File-Name": "w.bin", "Content-Type": "application/x-test"},
+        ).json()
+        root = f"{created['access_url']}/multipart/{created['uploadId']}"
+        etags = {n: http.put(f"{root}/{n}", content=bytes([n]) * 3, headers=auth).headers["etag"]
+                 for n in (1, 2)}  # fmt: skip
+        wrong = [{"partNumber": 1, "etag": '"nope"'}, {"partNumber": 2, "etag": etags[2]}]
+        assert http.post(f"{root}/complete", json={"parts": wrong}, headers=auth).status_code == 400
+        unordered = [{"partNumber": n, "etag": etags[n]} for n in (2, 1)]  # as they finished
+        done = http.post(f"{root}/complete", json={"parts": unordered}, headers=auth)
+        assert done.json()["access_url"] == created["access_url"]
+        served = http.get(created["access_url"])
+    assert served.content == b"\x01\x01\x01\x02\x02\x02"
+    assert served.headers["content-type"] == "application/x-test"
+    assert emu.uploads[0].parts == 2

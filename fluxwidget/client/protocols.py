@@ -8,9 +8,9 @@ wrapper (a client that records, throttles, or talks to another host) fits anywhe
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import httpx
 
@@ -19,6 +19,7 @@ from ..schema import FluxImage, FluxLoraInput, FluxLoraOutput
 from .journal import Journal
 from .status import StatusUpdate
 from .transport import Transport
+from .uploads import FileKind, ProgressCallback
 
 __all__ = ["ClientSettings", "HandleBackend", "JobClient", "JobHandle"]
 
@@ -88,8 +89,8 @@ class JobClient(Protocol):
         /,
         *,
         field: str = "path",
-        kind: Literal["lora", "image", "any"] = "any",
-        on_progress: Callable[[int, int], None] | None = None,
+        kind: FileKind = "any",
+        on_progress: ProgressCallback | None = None,
     ) -> str:
         """A local file's URL on the server's storage (uploaded, or cached by content);
         `InputError` naming `field` for a file unfit to send, before any request."""

@@ -43,6 +43,7 @@ def emulator_client(**options: Any) -> FluxClient:
 
     emulator = shared_emulator()
     options.setdefault("platform_url", f"{emulator.url}/v1")
+    options.setdefault("storage_url", emulator.url)
     return FluxClient(api_key=emulator.api_key, base_url=emulator.url, **options)
 
 

@@ -1,4 +1,5 @@
-"""One job end to end: validate → submit → journal → updates → result → download → save → done.
+"""One job end to end: validate → upload → submit → journal → updates → result → download → save
+→ done.
 
 The panel, the CLI's ``generate`` and ``recover``, sweeps and the notebooks all run jobs through
 `JobPipeline`, so there is one file-name rule, one record format and one set of guarantees:
@@ -9,7 +10,10 @@ The panel, the CLI's ``generate`` and ``recover``, sweeps and the notebooks all 
   `JobPipeline.collect` (used by resume and ``recover``) fetches its result — or, when the result
   has expired, its images from the URLs journaled at completion;
 - a submit is never retried after the server may have accepted it (the client's rule); a job
-  whose submit was in flight when the process died is ``unknown``, never silently resubmitted.
+  whose submit was in flight when the process died is ``unknown``, never silently resubmitted;
+- a LoRA path naming a local file is uploaded before the submit (never inside it or its
+  retries): the submitted input carries the URL, the record keeps both (`JobRecord.uploads`),
+  and a failed upload fails the job before anything is paid.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ from .client.handle import is_final_error
 from .client.history import isoformat, payload_sha256
 from .client.protocols import JobClient, JobHandle
 from .client.status import Completed, InProgress, Queued, StatusUpdate, Waiting, describe
+from .client.uploads import local_lora_files, upload_local_files
 from .errors import (
     FalError,
     GenerationTimeout,
+    InputError,
     JobCancelledError,
     ResultExpiredError,
     TransportError,
@@ -132,7 +138,7 @@ class JobPipeline:
         record = job if isinstance(job, JobRecord) else self.plan(job)
         if record.request_id is not None:
             return await self.collect(record, timeout=timeout)
-        params = FluxLoraInput.model_validate(record.input)
+        params = await self._upload(record)
         self._set(record, "submitting", "Submitting…")
         sent = datetime.now(timezone.utc)  # with the body's hash: how a lost reply is found
         await self.run_folder.log(
@@ -140,6 +146,7 @@ class JobPipeline:
             record,
             payload_sha256=payload_sha256(params.to_payload()),
             sent_at=isoformat(sent),
+            uploads=record.uploads,
         )
         record.timings["submitted_at"] = self._clock()
         try:
@@ -170,6 +177,30 @@ class JobPipeline:
             return await self._follow(record, handle, timeout=timeout)
         finally:
             self.handles.pop(record.job_id, None)
+
+    async def _upload(self, record: JobRecord) -> FluxLoraInput:
+        """The input to submit: local LoRA files uploaded (their URLs in it and in
+        `record.uploads`). A failure fails the job, nothing submitted: final unless the
+        network failed (then running the job again may succeed)."""
+        try:
+            params = validate_input(record.input)
+            found = local_lora_files(params)
+            if not found:
+                return params
+            names = ", ".join(sorted({path.rsplit("/", 1)[-1] for _, path in found}))
+            self._set(record, record.state, f"Uploading {names}…")
+            params, uploads = await upload_local_files(params, self.client.upload)
+        except asyncio.CancelledError:
+            self._set(record, record.state, "Stopped while uploading; nothing was submitted")
+            raise
+        except (FalError, InputError) as exc:
+            await self._fail(record, exc, final=not isinstance(exc, TransportError))
+            raise
+        except Exception as exc:
+            await self._fail(record, exc, final=True)
+            raise
+        record.uploads = uploads
+        return params
 
     async def collect(self, record: JobRecord, *, timeout: float | None = None) -> JobRecord:
         """Finish a job that was submitted earlier (resume, ``recover``), by its request id:

@@ -65,14 +65,27 @@ _HF_PART = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 _HF_REPO = re.compile(rf"{_HF_PART}/{_HF_PART}(/[^\s]+)?")
 
 
+LoraPathKind = Literal["url", "repo", "other"]
+
+
+def lora_path_kind(path: str) -> LoraPathKind:
+    """What a LoRA path looks like, by its text alone (no file system access): an http(s)
+    ``url``, a Hugging Face ``repo`` id (owner/name[/file]), or ``other`` (a local path, another
+    scheme, nonsense). A server can fetch the first two; it can never read ``other``."""
+    text = path.strip()
+    if _URL.fullmatch(text):
+        return "url"
+    if "://" not in text and not text.startswith(("/", "~", ".")) and _HF_REPO.fullmatch(text):
+        return "repo"
+    return "other"
+
+
 def lora_path_problem(path: str) -> str | None:
     """None when `path` is one of LORA_PATH_FORMS, else why not (in words)."""
     text = path.strip()
     if not text:
         return "must not be blank"
-    if _URL.fullmatch(text):
-        return None
-    if "://" not in text and not text.startswith(("/", "~", ".")) and _HF_REPO.fullmatch(text):
+    if lora_path_kind(text) != "other":
         return None
     try:
         if Path(text).expanduser().is_file():

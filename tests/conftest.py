@@ -17,18 +17,20 @@ _ENV = (
     "FLUXWIDGET_AUTH_SCHEME",
     "FLUXWIDGET_ENDPOINT",
     "FLUXWIDGET_URL_MODE",
+    "FLUXWIDGET_STORAGE_URL",
 )
 
 
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No key or configuration leaks in from the developer's shell; a private journal and
-    runs folder (nothing is written into the working tree)."""
+    runs folder and upload cache (nothing is written into the working tree or the home folder)."""
     for name in _ENV:
         monkeypatch.delenv(name, raising=False)
     journal = tmp_path / "journal.jsonl"
     monkeypatch.setenv("FLUXWIDGET_JOURNAL", str(journal))
     monkeypatch.setenv("FLUXWIDGET_RUNS", str(tmp_path / "fluxwidget-runs"))
+    monkeypatch.setenv("FLUXWIDGET_UPLOAD_CACHE", str(tmp_path / "upload-cache.json"))
     return journal
 
 

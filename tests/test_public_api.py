@@ -45,6 +45,8 @@ CLIENT_NAMES = {
     "RequestHandle",
     "RetryPolicy",
     "StatusUpdate",
+    "UploadCache",
+    "UploadOptions",
     "Waiting",
     "key_from_environment",
 }

@@ -1,5 +1,5 @@
 """fal's queue protocol for flux-lora: `FluxClient`, request handles, status updates, retries,
-limits, the journal, the client contract."""
+limits, uploads to fal's storage, the journal, the client contract."""
 
 from .config import ClientConfig, key_from_environment
 from .core import FluxClient
@@ -9,6 +9,7 @@ from .limits import Limits
 from .protocols import ClientSettings, HandleBackend, JobClient, JobHandle
 from .retries import RetryPolicy
 from .status import Completed, InProgress, LogEntry, Queued, StatusUpdate, Waiting
+from .uploads import UploadCache, UploadOptions
 
 __all__ = [
     "ClientConfig",
@@ -26,6 +27,8 @@ __all__ = [
     "RequestHandle",
     "RetryPolicy",
     "StatusUpdate",
+    "UploadCache",
+    "UploadOptions",
     "Waiting",
     "key_from_environment",
 ]

@@ -11,10 +11,12 @@ Environment variables (arguments win over them):
 | ``FLUXWIDGET_ENDPOINT`` | endpoint id, sub-paths allowed | ``fal-ai/flux-lora`` |
 | ``FLUXWIDGET_URL_MODE`` | ``auto``, ``returned`` or ``base`` (see `UrlMode`) | ``auto`` |
 | ``FLUXWIDGET_PLATFORM_URL`` | fal's platform API (prices) | see `platform_url` |
+| ``FLUXWIDGET_STORAGE_URL`` | fal's REST host (file uploads) | see `storage_url` |
 
 `platform_url` defaults to ``https://api.fal.ai/v1`` on fal's own queue host, and to
 ``{base_url}/v1`` on any other base URL (a proxy or the emulator), so the key is never sent to a
-host the user did not configure.
+host the user did not configure. `storage_url` (where uploads get their token) follows the
+same rule: ``https://rest.fal.ai`` on fal's own queue host, else the base URL itself.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..schema import ENDPOINT_ID, FluxLoraInput
 __all__ = [
     "DEFAULT_BASE_URL",
     "DEFAULT_PLATFORM_URL",
+    "DEFAULT_STORAGE_URL",
     "AuthScheme",
     "ClientConfig",
     "UrlMode",
@@ -38,6 +41,7 @@ __all__ = [
 
 DEFAULT_BASE_URL = "https://queue.fal.run"
 DEFAULT_PLATFORM_URL = "https://api.fal.ai/v1"
+DEFAULT_STORAGE_URL = "https://rest.fal.ai"
 
 AuthScheme = Literal["Key", "Bearer"]
 UrlMode = Literal["auto", "returned", "base"]
@@ -78,6 +82,7 @@ class ClientConfig:
     auth_scheme: AuthScheme = "Key"
     url_mode: UrlMode = "auto"
     platform_url: str = DEFAULT_PLATFORM_URL
+    storage_url: str = DEFAULT_STORAGE_URL
 
     @classmethod
     def resolve(
@@ -88,6 +93,7 @@ class ClientConfig:
         auth_scheme: str | None = None,
         url_mode: str | None = None,
         platform_url: str | None = None,
+        storage_url: str | None = None,
     ) -> ClientConfig:
         """Arguments first, then the environment, then the defaults; validated."""
         url = (base_url or os.environ.get("FLUXWIDGET_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
@@ -105,7 +111,15 @@ class ClientConfig:
         )
         if urlsplit(platform).scheme not in ("http", "https") or not urlsplit(platform).netloc:
             raise ValueError(f"platform_url: {platform!r} is not an http(s) URL")
-        return cls(url, endpoint_id, cast(AuthScheme, scheme), cast(UrlMode, mode), platform)
+        storage_default = DEFAULT_STORAGE_URL if url == DEFAULT_BASE_URL else url
+        storage = (
+            storage_url or os.environ.get("FLUXWIDGET_STORAGE_URL") or storage_default
+        ).rstrip("/")
+        if urlsplit(storage).scheme not in ("http", "https") or not urlsplit(storage).netloc:
+            raise ValueError(f"storage_url: {storage!r} is not an http(s) URL")
+        return cls(
+            url, endpoint_id, cast(AuthScheme, scheme), cast(UrlMode, mode), platform, storage
+        )
 
     @property
     def app_id(self) -> str:

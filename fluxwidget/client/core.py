@@ -34,6 +34,15 @@ from .responses import error_from_response, read_object
 from .retries import RetryPolicy
 from .status import StatusUpdate
 from .transport import Transport
+from .uploads import (
+    FileKind,
+    ProgressCallback,
+    UploadCache,
+    Uploader,
+    UploadOptions,
+    default_cache_path,
+    upload_local_files,
+)
 from .urls import URLPolicy, is_downgrade
 
 __all__ = ["FluxClient"]
@@ -52,7 +61,10 @@ class FluxClient:
 
     The key comes from `api_key`, else ``FAL_KEY``, else ``FAL_KEY_ID`` + ``FAL_KEY_SECRET``;
     it is sent only in the Authorization header of queue calls and never shown: every error
-    the client raises has it masked.
+    the client raises has it masked. Uploads of local files (`upload`, and LoRA paths that
+    name a local file) get a token from `storage_url` with the key and send the file with
+    that token only; they are cached by content in `upload_cache` (a path; False for none;
+    default ``FLUXWIDGET_UPLOAD_CACHE`` or ``~/.cache/fluxwidget/uploads.json``).
 
     `transport` is an httpx transport to send through (e.g. ``httpx.ASGITransport(app=...)``
     for in-process tests); it is closed with the client. `limits` caps what a server can make
@@ -68,6 +80,9 @@ class FluxClient:
         endpoint: str | None = None,
         url_mode: str | None = None,
         platform_url: str | None = None,
+        storage_url: str | None = None,
+        upload_cache: UploadCache | str | Path | bool | None = None,
+        upload_options: UploadOptions | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
         max_concurrency: int = 8,
@@ -87,6 +102,7 @@ class FluxClient:
             auth_scheme=auth_scheme,
             url_mode=url_mode,
             platform_url=platform_url,
+            storage_url=storage_url,
         )
         key = api_key if api_key is not None else key_from_environment()
         self.__key = key.strip() if key else None
@@ -107,6 +123,11 @@ class FluxClient:
             "endpoint": self.config.endpoint,
             "url_mode": self.config.url_mode,
             "platform_url": self.config.platform_url,
+            # as given: a copy with another base_url derives its own (the key stays on hosts
+            # the user configured)
+            "storage_url": storage_url,
+            "upload_cache": upload_cache,
+            "upload_options": upload_options or UploadOptions(),
             "connect_timeout": connect_timeout,
             "read_timeout": read_timeout,
             "max_concurrency": max_concurrency,
@@ -128,6 +149,14 @@ class FluxClient:
             retry=self._options["retry"],
             limits=self._options["limits"],
             transport=transport,
+        )
+        self._uploader = Uploader(
+            self._http,
+            storage_url=self.config.storage_url,
+            auth_scheme=self.config.auth_scheme,
+            redactor=self._redactor,
+            options=self._options["upload_options"],
+            cache=_upload_cache(upload_cache),
         )
 
     def with_options(self, *, api_key: str | None = None, **changes: Any) -> FluxClient:
@@ -244,8 +273,11 @@ class FluxClient:
         it. When its reply is unreadable, the ``x-fal-request-id`` header still identifies the
         job: it is journaled and its handle returned. `journal` (default: the client's) gets the
         request id, fsynced, before this returns; `journal_fields` go into each of its records.
+        A LoRA path naming a local file is uploaded first (`upload_local_files`, before the
+        submit and never inside its retries); the submitted input carries its URL.
         """
         params = validate_input(input, **fields)
+        params, _ = await self.upload_local_files(params)
         endpoint = self.config.endpoint_for(params)
         extra = dict(headers or {})
         if start_timeout is not None:
@@ -281,6 +313,33 @@ class FluxClient:
             input=params.to_payload(),
         )
         return handle
+
+    async def upload(
+        self,
+        path: str | Path,
+        /,
+        *,
+        field: str = "path",
+        kind: FileKind = "any",
+        on_progress: ProgressCallback | None = None,
+    ) -> str:
+        """Upload a local file to fal's storage and return its URL (for ``loras[].path``).
+
+        The file is checked first (`InputError` naming `field`, before any request): it exists
+        and is readable; ``kind="lora"`` (or a ``.safetensors`` name) must look like safetensors,
+        ``kind="image"`` (or an image suffix) must decode. The same bytes uploaded before to the
+        same storage, and not close to expiring, are not sent again (`upload_cache`).
+        `on_progress(sent, total)` hears the bytes sent. Large files go up in parts
+        (`UploadOptions`), each retried on its own.
+        """
+        return await self._uploader.upload(path, field=field, kind=kind, on_progress=on_progress)
+
+    async def upload_local_files(
+        self, input: FluxLoraInput
+    ) -> tuple[FluxLoraInput, dict[str, str]]:
+        """`input` with every LoRA path that names a local file replaced by its uploaded URL,
+        and the map local path → URL. All files are checked before anything is sent."""
+        return await upload_local_files(input, self.upload)
 
     def _accepted(self, response: httpx.Response) -> tuple[str, dict[str, str]]:
         """The request id and URLs of an accepted submit; falls back on the
@@ -507,3 +566,14 @@ class FluxClient:
 
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fluxwidget") as pool:
             return pool.submit(lambda: asyncio.run(run_and_close())).result()
+
+
+def _upload_cache(option: UploadCache | str | Path | bool | None) -> UploadCache | None:
+    if isinstance(option, UploadCache):
+        return option
+    if option is False:
+        return None
+    if option is None or option is True:
+        path = default_cache_path()
+        return UploadCache(path) if path is not None else None
+    return UploadCache(Path(option))

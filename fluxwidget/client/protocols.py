@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import httpx
@@ -20,6 +21,7 @@ from .history import RequestListing
 from .journal import Journal
 from .status import StatusUpdate
 from .transport import Transport
+from .uploads import FileKind, ProgressCallback
 
 __all__ = ["ClientSettings", "HandleBackend", "JobClient", "JobHandle"]
 
@@ -84,6 +86,18 @@ class JobClient(Protocol):
     ) -> JobHandle: ...
 
     async def download(self, image: FluxImage | str, /) -> bytes: ...
+
+    async def upload(
+        self,
+        path: str | Path,
+        /,
+        *,
+        field: str = "path",
+        kind: FileKind = "any",
+        on_progress: ProgressCallback | None = None,
+    ) -> str:
+        """A local file's URL on the server's storage (uploaded, or cached by content);
+        `InputError` naming `field` for a file unfit to send, before any request."""
 
     async def platform_get(self, path: str, params: dict[str, str]) -> httpx.Response: ...
 

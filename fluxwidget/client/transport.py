@@ -201,16 +201,19 @@ class Transport:
             extensions=extensions,
         )
 
-    async def _send_within(self, http: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
-        """`_send` bounded by `Limits.call_timeout` (a reply that trickles in byte by byte
-        would otherwise keep each read just under the read timeout)."""
+    async def _send_within(
+        self, http: httpx.AsyncClient, request: httpx.Request, deadline: float | None = None
+    ) -> httpx.Response:
+        """`_send` bounded by `deadline` (default `Limits.call_timeout`: a reply that trickles
+        in byte by byte would otherwise keep each read just under the read timeout)."""
+        limit = deadline if deadline is not None else self.limits.call_timeout
         try:
             return await asyncio.wait_for(
-                self._send(http, request, self.limits.max_json_bytes), self.limits.call_timeout
+                self._send(http, request, self.limits.max_json_bytes), limit
             )
         except asyncio.TimeoutError:
             raise httpx.ReadTimeout(
-                f"no complete reply within {self.limits.call_timeout:g} s", request=request
+                f"no complete reply within {limit:g} s", request=request
             ) from None
 
     async def request(
@@ -220,8 +223,10 @@ class Transport:
         url: str,
         *,
         json: Any = None,
+        content: bytes | None = None,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        deadline: float | None = None,
         submit: bool = False,
         any_5xx: bool = False,
         rate_limits: bool = True,
@@ -234,17 +239,25 @@ class Transport:
         `call` names the call in errors; `any_5xx` retries every 5xx (read-only calls);
         `rate_limits=False` returns a 429 at once (the caller waits visibly); `after_stream`
         sends it on the streams' pool, where the job's drained stream left a warm connection.
+        `content` is a raw body (an upload); `deadline` replaces `Limits.call_timeout` for each
+        attempt (a large upload needs longer). `auth=False` sends no key: the caller's own
+        ``Authorization`` header (an upload token), if any, goes as given.
         """
         state = self._state()
         http = state.stream_http if after_stream else state.http
         request = http.build_request(
-            method, url, json=json, params=params, headers=self._headers(headers, auth)
+            method,
+            url,
+            json=json,
+            content=content,
+            params=params,
+            headers=self._headers(headers, auth),
         )
         try:
             async for attempt in retrying(self.retry, submit=submit):
                 with attempt:
                     async with state.calls:
-                        response = await self._send_within(http, request)
+                        response = await self._send_within(http, request, deadline)
                     log.debug("%s %s -> %d", method, url, response.status_code)
                     if response.is_error and should_retry_response(
                         response,

@@ -10,6 +10,8 @@ Routes (base = the emulator's URL)::
     GET  /files/{id}/{index}.{jpeg|png}               image download (no auth, like a CDN)
     GET  /v1/models/pricing?endpoint_id=...           fal's platform API: the unit price
     GET  /v1/models/requests/by-endpoint?...          fal's platform API: the account's requests
+    POST /storage/auth/token, /files/upload[/multipart], /uploads/...   fal's storage (see
+                                                      `fluxwidget.emulator.storage`)
 
 Choices where fal's behaviour is not documented:
 
@@ -19,7 +21,14 @@ Choices where fal's behaviour is not documented:
 - expired result: ``404 {"detail": "Request result has expired"}``;
 - cancel of a finished job: ``400 {"status": "ALREADY_COMPLETED"}``;
 - invalid input is accepted on submit; the job completes with an error and its result answers
-  ``422`` with fal's ``detail`` list.
+  ``422`` with fal's ``detail`` list — except a LoRA path the server could never fetch, which is
+  refused at submit with ``422`` and fal's ``detail`` list (``loc`` ``["body", "loras", i,
+  "path"]``), no job created: a local file path (fal cannot read the user's disk; upload it), a
+  URL on the emulator's own host that its storage does not hold, and — with
+  ``lora_urls="own"`` — any URL of another host. Hugging Face ids (``owner/name``) and, by
+  default (``lora_urls="any"``), http(s) URLs of other hosts are accepted unchecked (the
+  emulator never downloads LoRAs). fal itself would accept such a submit and fail the job when
+  its runner cannot download the file; refusing early keeps tests quick and nothing billed.
 """
 
 from __future__ import annotations
@@ -33,7 +42,8 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 from starlette.requests import Request
@@ -57,7 +67,10 @@ from fluxwidget.emulator.protocol import (
     validation_detail,
 )
 from fluxwidget.emulator.render import content_type
-from fluxwidget.schema import ENDPOINT_ID, FluxLoraInput
+from fluxwidget.emulator.storage import MAX_FILE_BYTES, Multipart, UploadStore, etag_of
+from fluxwidget.schema import ENDPOINT_ID, FluxLoraInput, lora_path_kind
+
+LoraURLs = Literal["any", "own"]
 
 AUTH_FAILED = {"detail": "No user found for Key ID and Secret"}
 PRICE_PER_MEGAPIXEL = 0.035
@@ -69,6 +82,12 @@ _METHODS = {
     "result": "GET",
     "cancel": "PUT",
     "file": "GET",
+    "token": "POST",
+    "upload": "POST",
+    "multipart": "POST",
+    "part": "PUT",
+    "complete": "POST",
+    "uploaded": "GET",
 }
 _TAILS = {
     (): "result",
@@ -80,6 +99,37 @@ _TAILS = {
 
 def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _storage_route(segments: list[str]) -> str | None:
+    if segments == ["storage", "auth", "token"]:
+        return "token"
+    if segments == ["files", "upload"]:
+        return "upload"
+    if segments == ["files", "upload", "multipart"]:
+        return "multipart"
+    if segments[:1] == ["uploads"]:
+        if len(segments) == 3:
+            return "uploaded"
+        if len(segments) == 6 and segments[3] == "multipart":
+            return "complete" if segments[5] == "complete" else "part"
+    return None
+
+
+def _lifetime(header: str | None) -> tuple[int | None, str | None]:
+    """``expiration_duration_seconds`` from X-Fal-Object-Lifecycle-Preference, or a problem."""
+    if header is None:
+        return None, None
+    try:
+        value = json.loads(header)
+    except ValueError:
+        return None, "X-Fal-Object-Lifecycle-Preference is not JSON"
+    seconds = value.get("expiration_duration_seconds") if isinstance(value, dict) else None
+    if seconds is None:
+        return None, None
+    if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 1:
+        return None, "expiration_duration_seconds must be a whole number of seconds ≥ 1"
+    return seconds, None
 
 
 def _route_of(segments: list[str]) -> str | None:
@@ -106,8 +156,14 @@ class EmulatorApp:
         transports: TransportMap,
         keepalive_interval: float,
         public_url: str | None = None,
+        uploads: UploadStore | None = None,
+        lora_urls: LoraURLs = "any",
     ) -> None:
+        if lora_urls not in ("any", "own"):
+            raise ValueError(f"lora_urls: {lora_urls!r} is not allowed; use 'any' or 'own'")
         self._api_key = api_key
+        self.uploads = uploads if uploads is not None else UploadStore()
+        self.lora_urls = lora_urls
         self.scheduler = scheduler
         self.store = store
         self.faults = faults
@@ -115,6 +171,8 @@ class EmulatorApp:
         self.keepalive_interval = keepalive_interval
         self.public_url = public_url
         self.calls: list[tuple[str, str, int]] = []
+        self.authorizations: list[tuple[str, str, str]] = []
+        """(method, path, Authorization header) of every call, for tests."""
         self.submit_count = 0
         self.closing = asyncio.Event()
 
@@ -123,6 +181,11 @@ class EmulatorApp:
             return
         call = (scope["method"], scope["path"])
         logged = False
+        authorization = ""
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+        self.authorizations.append((*call, authorization))
 
         def log(status: int) -> None:
             # logged before the reply leaves, so a test sees it as soon as it has the reply
@@ -152,7 +215,8 @@ class EmulatorApp:
             return self._pricing(request)
         if segments == ["v1", "models", "requests", "by-endpoint"]:
             return await self._listing(request)
-        route = _route_of(segments)
+        storage = _storage_route(segments)
+        route = storage or _route_of(segments)
         if route is None:
             return JSONResponse({"detail": "Not Found"}, status_code=404)
         if request.method != _METHODS[route]:
@@ -161,7 +225,10 @@ class EmulatorApp:
         faulted = await self._fault(fault, request)
         if faulted is not None:
             return faulted
-        response = await self._route(request, route, segments)
+        if storage is not None:
+            response = await self._storage(request, storage, segments)
+        else:
+            response = await self._route(request, route, segments)
         return fault.wrap(response, self.closing) if fault is not None else response
 
     async def _route(self, request: Request, route: str, segments: list[str]) -> Response:
@@ -206,6 +273,143 @@ class EmulatorApp:
                 headers={"Cache-Control": "no-cache"},
             )
         return fault.response(key=self._api_key, path=request.url.path)
+
+    # --- storage ------------------------------------------------------------------------------
+
+    async def _storage(self, request: Request, route: str, segments: list[str]) -> Response:
+        if route == "uploaded":
+            stored = self.uploads.get(segments[1], segments[2])
+            if stored is None:
+                return JSONResponse({"detail": "File not found"}, status_code=404)
+            return Response(stored.data, media_type=stored.content_type)
+        if route == "token":
+            if not self._authorized(request):
+                return JSONResponse(AUTH_FAILED, status_code=401)
+            token, expires_at = self.uploads.issue_token()
+            body = {
+                "token": token,
+                "token_type": "Bearer",
+                "base_url": self._base_url(request).rstrip("/"),
+                "expires_at": expires_at,
+            }
+            return JSONResponse(body)
+        refusal = self._storage_refusal(request)
+        if refusal is not None:
+            return JSONResponse({"detail": refusal}, status_code=401)
+        if int(request.headers.get("content-length") or 0) > MAX_FILE_BYTES:
+            return JSONResponse({"detail": "File too large for the emulator"}, status_code=413)
+        if route in ("upload", "multipart"):
+            lifetime, problem = _lifetime(request.headers.get("x-fal-object-lifecycle-preference"))
+            if problem is not None:
+                return JSONResponse({"detail": problem}, status_code=400)
+            name = request.headers.get("x-fal-file-name") or "file"
+            kind = request.headers.get("content-type") or "application/octet-stream"
+            if route == "upload":
+                stored = self.uploads.add(name, kind, await request.body(), lifetime)
+                url = self._access_url(request, stored.file_id, stored.name)
+                return JSONResponse({"access_url": url})
+            started = self.uploads.start(name, kind, lifetime)
+            url = self._access_url(request, started.file_id, started.name)
+            return JSONResponse({"access_url": url, "uploadId": started.upload_id})
+        session = self.uploads.sessions.get(segments[4])
+        if session is None or (session.file_id, session.name) != (segments[1], segments[2]):
+            return JSONResponse({"detail": "No such multipart upload"}, status_code=404)
+        if route == "part":
+            number = int(segments[5]) if segments[5].isdigit() else 0
+            if not 1 <= number <= 10000:
+                return JSONResponse({"detail": "Part numbers go from 1 to 10000"}, status_code=400)
+            data = await request.body()
+            session.parts[number] = data
+            session.etags[number] = etag_of(data)
+            return Response(b"", headers={"ETag": session.etags[number]})
+        return await self._complete(request, session)
+
+    async def _complete(self, request: Request, session: Multipart) -> Response:
+        try:
+            body = json.loads(await request.body())
+        except ValueError:
+            body = None
+        parts = body.get("parts") if isinstance(body, dict) else None
+        if not isinstance(parts, list) or not parts:
+            return JSONResponse({"detail": "'parts' must be a non-empty list"}, status_code=400)
+        numbers = []
+        for part in parts:
+            number = part.get("partNumber") if isinstance(part, dict) else None
+            etag = part.get("etag") if isinstance(part, dict) else None
+            if not isinstance(number, int) or session.etags.get(number) != etag:
+                detail = f"part {number!r}: no such part, or its etag does not match"
+                return JSONResponse({"detail": detail}, status_code=400)
+            numbers.append(number)
+        # any order (fal-client lists parts as they finish), but each part once, from 1 up
+        numbers.sort()
+        if numbers != list(range(1, len(numbers) + 1)) or len(numbers) != len(session.parts):
+            detail = "parts must be listed once each, numbered from 1 with no gap"
+            return JSONResponse({"detail": detail}, status_code=400)
+        data = b"".join(session.parts[n] for n in numbers)
+        stored = self.uploads.finish(session, data, len(numbers))
+        return JSONResponse({"access_url": self._access_url(request, stored.file_id, stored.name)})
+
+    def _access_url(self, request: Request, file_id: str, name: str) -> str:
+        return f"{self._base_url(request).rstrip('/')}/uploads/{file_id}/{name}"
+
+    def _storage_refusal(self, request: Request) -> str | None:
+        """Why an upload call's Authorization is refused (None: a valid upload token)."""
+        scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+        token = token.strip()
+        if token and hmac.compare_digest(token.encode(), self._api_key.encode()):
+            return "The fal key is not accepted by storage: use the token of /storage/auth/token"
+        if scheme.lower() != "bearer" or not self.uploads.token_ok(token):
+            return "Missing, unknown or expired upload token"
+        return None
+
+    def _lora_problems(self, payload: Any, request: Request) -> list[dict[str, Any]]:
+        """fal's 422 detail items for LoRA paths the server could never fetch."""
+        loras = payload.get("loras") if isinstance(payload, dict) else None
+        if not isinstance(loras, list):
+            return []
+        problems = []
+        for index, lora in enumerate(loras):
+            path = lora.get("path") if isinstance(lora, dict) else None
+            if not isinstance(path, str) or not path.strip():
+                continue
+            message = self._lora_refusal(path.strip(), request)
+            if message is not None:
+                problems.append(
+                    {
+                        "loc": ["body", "loras", index, "path"],
+                        "msg": message,
+                        "type": "value_error",
+                        "input": path,
+                    }
+                )
+        return problems
+
+    def _lora_refusal(self, path: str, request: Request) -> str | None:
+        kind = lora_path_kind(path)
+        if kind == "repo":
+            return None
+        if kind == "other":
+            return (
+                "is not an http(s) URL or a Hugging Face repo id: the server cannot read files "
+                "on your computer (upload the file first: client.upload(path))"
+            )
+        parts = urlsplit(path)
+        own = {urlsplit(self._base_url(request)).netloc, request.url.netloc}
+        if parts.netloc in own:
+            segments = [part for part in parts.path.split("/") if part]
+            if (
+                len(segments) == 3
+                and segments[0] == "uploads"
+                and self.uploads.get(segments[1], segments[2]) is not None
+            ):
+                return None
+            return "could not be downloaded: the emulator's storage holds no such file"
+        if self.lora_urls == "own":
+            return (
+                "could not be downloaded: this emulator fetches only files uploaded to its own "
+                "storage (lora_urls='own')"
+            )
+        return None
 
     def _authorized(self, request: Request) -> bool:
         scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
@@ -259,6 +463,9 @@ class EmulatorApp:
                 detail = "X-Fal-Request-Timeout must be a positive number of seconds"
                 return JSONResponse({"detail": detail}, status_code=400)
         payload, data, problems = self._parse(await request.body())
+        refused = self._lora_problems(payload, request)
+        if refused:
+            return JSONResponse({"detail": refused}, status_code=422)
         seed = 0
         if data is not None:
             seed = data.seed if data.seed is not None else random.getrandbits(64)
@@ -370,6 +577,7 @@ def build_app(
     result_ttl: float = 3600.0,
     keepalive_interval: float = 15.0,
     public_url: str | None = None,
+    lora_urls: LoraURLs = "any",
 ) -> EmulatorApp:
     """An emulator app to serve in-process, e.g. ``httpx.ASGITransport(app=build_app(...))``.
 
@@ -392,4 +600,5 @@ def build_app(
         transports={},
         keepalive_interval=keepalive_interval,
         public_url=public_url,
+        lora_urls=lora_urls,
     )

@@ -26,7 +26,21 @@ from typing import Literal, get_args
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-Route = Literal["submit", "status", "stream", "result", "cancel", "file", "listing"]
+Route = Literal[
+    "submit",
+    "status",
+    "stream",
+    "result",
+    "cancel",
+    "file",
+    "token",
+    "upload",
+    "multipart",
+    "part",
+    "complete",
+    "uploaded",
+    "listing",
+]
 ROUTES: tuple[str, ...] = get_args(Route)
 
 TransportMap = MutableMapping[tuple[str, int], asyncio.Transport]

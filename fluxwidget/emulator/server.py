@@ -24,11 +24,12 @@ from typing import Any, TypeVar
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from fluxwidget.emulator.app import EmulatorApp
+from fluxwidget.emulator.app import EmulatorApp, LoraURLs
 from fluxwidget.emulator.faults import Fault, FaultBook, TransportMap
 from fluxwidget.emulator.jobs import Job, Scheduler
 from fluxwidget.emulator.link import ConnectionStats, LinkConditions, link_protocol
 from fluxwidget.emulator.outputs import FileStore, produce
+from fluxwidget.emulator.storage import UploadStore
 
 T = TypeVar("T")
 
@@ -91,6 +92,22 @@ class JobInfo:
     completed_at: float | None
 
 
+@dataclass(frozen=True)
+class UploadInfo:
+    """One file uploaded to the emulator's storage, for tests."""
+
+    url: str
+    """Its access URL (where the emulator serves it)."""
+    name: str
+    content_type: str
+    size: int
+    sha256: str
+    lifetime: int | None
+    """The ``expiration_duration_seconds`` the client asked for."""
+    parts: int
+    """How many parts it came in (0: a single upload)."""
+
+
 def _snapshot(scheduler: Scheduler, job: Job) -> JobInfo:
     return JobInfo(
         request_id=job.request_id,
@@ -139,8 +156,15 @@ class Emulator:
         rtt: float = 0.0,
         connect_rtts: float = 0.0,
         run_jitter: float = 0.0,
+        lora_urls: LoraURLs = "any",
     ) -> None:
         """``public_url`` overrides the base of the URLs written into replies.
+
+        Storage (fal's upload protocol) is served on the emulator's own URL. ``lora_urls``
+        says which LoRA URLs a submit may name: ``"any"`` (default) accepts every http(s) URL
+        and Hugging Face id, ``"own"`` only files uploaded to this emulator (and Hugging Face
+        ids). A local file path is always refused with a 422 at submit, as is a URL on the
+        emulator's host that its storage does not hold.
 
         ``rtt`` and ``connect_rtts`` emulate a network link (see `set_link`); ``run_jitter``
         adds a random 0..run_jitter seconds to each job's run time, so that completions fall at
@@ -155,6 +179,7 @@ class Emulator:
         self._link = LinkConditions(rtt=rtt, connect_rtts=connect_rtts)
         self._connections = ConnectionStats()
         self._store = FileStore()
+        self._uploads = UploadStore()
         self._scheduler = Scheduler(
             workers=workers,
             seconds_per_step=seconds_per_step,
@@ -170,6 +195,8 @@ class Emulator:
             transports=self._transports,
             keepalive_interval=keepalive_interval,
             public_url=public_url,
+            uploads=self._uploads,
+            lora_urls=lora_urls,
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -390,6 +417,27 @@ class Emulator:
     def calls(self) -> list[tuple[str, str, int]]:
         """Every call so far as (method, path, status code); 0 for a dropped connection."""
         return list(self._app.calls)
+
+    @property
+    def authorizations(self) -> list[tuple[str, str, str]]:
+        """Every call so far as (method, path, Authorization header as sent, "" if none)."""
+        return list(self._app.authorizations)
+
+    @property
+    def uploads(self) -> list[UploadInfo]:
+        """Every file uploaded to the emulator's storage, in the order they were completed."""
+        return [
+            UploadInfo(
+                url=f"{self.url}/uploads/{f.file_id}/{f.name}",
+                name=f.name,
+                content_type=f.content_type,
+                size=len(f.data),
+                sha256=f.sha256,
+                lifetime=f.lifetime,
+                parts=f.parts,
+            )
+            for f in self._uploads.completed()
+        ]
 
     def _on_loop(self, fn: Callable[[], T]) -> T:
         loop = self._loop

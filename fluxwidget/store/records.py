@@ -80,6 +80,9 @@ class JobRecord:
     coords: list[int] | None = None
     detail: str = ""  # the last status line ("Queued — position 3", "Running — step 4/28")
     cancel_answer: str | None = None  # what the server answered a cancel (CANCELLATION_REQUESTED)
+    uploads: dict[str, str] = field(default_factory=dict)
+    """Local files the input names (LoRA paths) → the URLs they were uploaded to and sent as;
+    `input` keeps the local paths."""
 
     @property
     def done(self) -> bool:
@@ -105,6 +108,7 @@ class JobRecord:
         data["nsfw"] = list(self.nsfw)
         data["timings"] = dict(self.timings)
         data["axes"] = dict(self.axes)
+        data["uploads"] = dict(self.uploads)
         if self.coords is not None:
             data["coords"] = list(self.coords)
         return data
@@ -118,11 +122,16 @@ class JobRecord:
         known["images"] = [SavedImage.from_json(item) for item in data.get("images") or []]
         known.setdefault("input", {})
         known.setdefault("endpoint", "")
+        uploads = data.get("uploads")
+        known["uploads"] = (
+            {str(k): str(v) for k, v in uploads.items()} if isinstance(uploads, dict) else {}
+        )
         return cls(**known)
 
     def image_metadata(self, index: int, run: str) -> dict[str, Any]:
-        """The record embedded in image `index`'s file: enough to make the image again."""
-        return {
+        """The record embedded in image `index`'s file: enough to make the image again (with
+        the URLs local files were uploaded to, when there were any)."""
+        metadata: dict[str, Any] = {
             "fluxwidget": 1,
             "run": run,
             "job_id": self.job_id,
@@ -136,6 +145,9 @@ class JobRecord:
             "timings": self.timings,
             "axes": self.axes,
         }
+        if self.uploads:
+            metadata["uploads"] = dict(self.uploads)
+        return metadata
 
     def reuse_input(self) -> dict[str, Any]:
         """The input with the seed actually used, to make the same images again."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import re
 import time
@@ -25,9 +26,11 @@ from typing import Any
 from .. import images
 from ..client.journal import Journal
 from ..disk import write_atomically
-from ..errors import RunFolderError
+from ..errors import RunFolderError, StorageError
 from .lock import RunLock
 from .records import FINAL_STATES, KNOWN_STATES, JobRecord, SavedImage
+
+log = logging.getLogger("fluxwidget.runs")
 
 __all__ = [
     "JOURNAL",
@@ -72,6 +75,9 @@ def _apply_event(jobs: dict[str, JobRecord], event: dict[str, Any]) -> None:
         return  # how the job was added: read by `_jobs_from_journal`
     if kind == "submitting" and record.request_id is None:
         record.state = "submitting"
+        uploads = event.get("uploads")
+        if isinstance(uploads, dict):
+            record.uploads = {str(k): str(v) for k, v in uploads.items()}
     elif kind == "submitted" and event.get("request_id"):
         record.request_id = str(event["request_id"])
         if record.state in ("pending", "submitting", "unknown", "error"):
@@ -202,6 +208,8 @@ class Run:
             lock.release()
             raise
         run.lock = lock
+        if claim:
+            _clear_stale_temps(folder)
         return run
 
     @classmethod
@@ -293,8 +301,12 @@ class Run:
     # --- the writer -------------------------------------------------------------------------
 
     def claim(self) -> None:
-        """Become the folder's one writer (`RunFolderBusy` at once when another has it)."""
+        """Become the folder's one writer (`RunFolderBusy` at once when another has it). As
+        the only writer, it clears the temporary files a killed writer left half written."""
+        if self.lock.held:
+            return
         self.lock.claim()
+        _clear_stale_temps(self.path)
 
     def release(self) -> None:
         """Stop being the folder's writer (after the last change is on disk)."""
@@ -376,7 +388,12 @@ class Run:
         while self._dirty:
             self._dirty = False
             snapshot = self.manifest()  # copied on the loop, serialised and written off it
-            await asyncio.to_thread(_dump_atomically, self.path / MANIFEST, snapshot)
+            try:
+                await asyncio.to_thread(_dump_atomically, self.path / MANIFEST, snapshot)
+            except StorageError as exc:  # the journal holds the truth; flush() says it again
+                self._dirty = True
+                log.warning("%s", exc)
+                return
             if self._dirty:  # changes keep coming: gather them for a moment, then write once
                 self._resting = True
                 try:
@@ -420,6 +437,13 @@ def _extension(content_type: str | None, data: bytes) -> str:
         return "webp"
     subtype = (content_type or "").split("/")[-1].split(";")[0].strip().lower()
     return _EXTENSIONS.get(subtype, "bin")
+
+
+def _clear_stale_temps(folder: Path) -> None:
+    """Remove the temporary files a killed writer left (only the folder's writer calls it)."""
+    for stale in folder.glob(".*.tmp"):
+        with contextlib.suppress(OSError):
+            stale.unlink()
 
 
 def _number(value: Any) -> float:

@@ -44,7 +44,14 @@ from .errors import (
     UnsafeURLError,
     ValidationFailedError,
 )
-from .schema import FluxLoraInput, FluxLoraOutput, ImageSize, LoraWeight
+from .schema import (
+    FluxLoraInput,
+    FluxLoraOutput,
+    ImageSize,
+    ImageToImageInput,
+    InpaintingInput,
+    LoraWeight,
+)
 from .sweeps.run import SweepRun
 
 if TYPE_CHECKING:
@@ -70,6 +77,8 @@ __all__ = [
     "GenerationTimeout",
     "ImageGoneError",
     "ImageSize",
+    "ImageToImageInput",
+    "InpaintingInput",
     "InputError",
     "JobCancelledError",
     "LoraWeight",

@@ -226,6 +226,111 @@ class FluxLoraInput(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
+IMAGE_TO_IMAGE_ID = "fal-ai/flux-lora/image-to-image"
+INPAINTING_ID = "fal-ai/flux-lora/inpainting"
+
+IMAGE_URL_FORMS = "an http(s) URL, a data: URI, or an existing local image file (uploaded)"
+"""The accepted forms of an input image or mask, in words."""
+
+DEFAULT_UNKNOWN_SIZE = (1024, 1024)
+"""The size an image-to-image output is estimated at when its input image's size is unknown
+(fal makes it the input image's size): used only for cost estimates."""
+
+
+def image_url_problem(value: str) -> str | None:
+    """None when `value` is one of IMAGE_URL_FORMS, else why not (in words)."""
+    text = value.strip()
+    if not text:
+        return "must not be blank"
+    if _URL.fullmatch(text) or text.startswith("data:image/"):
+        return None
+    try:
+        if "://" not in text and Path(text).expanduser().is_file():
+            return None
+    except OSError:
+        pass
+    return f"must be {IMAGE_URL_FORMS}"
+
+
+class ImageToImageInput(FluxLoraInput):
+    """`fal-ai/flux-lora/image-to-image`: the flux-lora inputs plus an input image and how much
+    of it to change. Without an `image_size` the output has the input image's size."""
+
+    endpoint_id: ClassVar[str] = IMAGE_TO_IMAGE_ID
+
+    image_size: ImageSizePreset | ImageSize | None = Field(  # type: ignore[assignment]
+        None,
+        title="Image size",
+        description="A preset or a custom size; empty means the input image's size.",
+    )
+    image_url: str = Field(
+        title="Image",
+        description="The image to start from: a URL, or a local file (uploaded to fal first).",
+    )
+    strength: float = Field(
+        0.85,
+        ge=0.01,
+        le=1,
+        title="Strength",
+        description="How much of the input image is changed: low keeps it, 1 redraws it.",
+    )
+
+    @field_validator("image_url")
+    @classmethod
+    def _image_accepted(cls, value: str) -> str:
+        problem = image_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value.strip()
+
+    @property
+    def pixel_size(self) -> tuple[int, int]:
+        """The size asked for, or (for an estimate) `DEFAULT_UNKNOWN_SIZE` when it is the
+        input image's."""
+        if self.image_size is None:
+            return DEFAULT_UNKNOWN_SIZE
+        return super().pixel_size
+
+
+class InpaintingInput(ImageToImageInput):
+    """`fal-ai/flux-lora/inpainting`: an input image and a mask (white: repaint, black: keep)
+    of the same size. fal's `strength` here is unverified; it is sent as for image-to-image."""
+
+    endpoint_id: ClassVar[str] = INPAINTING_ID
+
+    mask_url: str = Field(
+        title="Mask",
+        description="White where the image is repainted, black where it is kept; the image's "
+        "size. A URL, or a local file (uploaded to fal first).",
+    )
+
+    @field_validator("mask_url")
+    @classmethod
+    def _mask_accepted(cls, value: str) -> str:
+        problem = image_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value.strip()
+
+
+INPUT_MODELS: dict[str, type[FluxLoraInput]] = {
+    ENDPOINT_ID: FluxLoraInput,
+    IMAGE_TO_IMAGE_ID: ImageToImageInput,
+    INPAINTING_ID: InpaintingInput,
+}
+"""The flux-lora family: each endpoint's input model (the model names its endpoint)."""
+
+
+def model_for_fields(fields: Mapping[str, Any]) -> type[FluxLoraInput]:
+    """The family member a dict of fields belongs to: a mask means inpainting, an image
+    image-to-image, else text-to-image."""
+    if "mask_url" in fields:
+        return InpaintingInput
+    if "image_url" in fields or "strength" in fields:
+        return ImageToImageInput
+    return FluxLoraInput
+
+
 class FluxImage(BaseModel):
     """One generated image as fal describes it; only `url` is always there."""
 
@@ -280,8 +385,11 @@ def _format_number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def allowed_values(field: str) -> str:
-    """What `field` of FluxLoraInput accepts, written for a person."""
+def allowed_values(field: str, model: type[FluxLoraInput] | None = None) -> str:
+    """What `field` of an input model (default FluxLoraInput) accepts, written for a person."""
+    model = model or FluxLoraInput
+    if field in ("image_url", "mask_url"):
+        return IMAGE_URL_FORMS
     if field == "image_size":
         custom = f"{{'width': W, 'height': H}} with each 1–{MAX_SIDE}"
         return f"one of the presets {preset_list()}, or {custom}"
@@ -299,15 +407,15 @@ def allowed_values(field: str) -> str:
         return "True, False or None"
     if field == "scale":
         return "a finite number (commonly 0–4)"
-    info = FluxLoraInput.model_fields.get(field)
+    info = model.model_fields.get(field)
     if info is None:
-        return "one of the fields " + ", ".join(FluxLoraInput.model_fields)
+        return "one of the fields " + ", ".join(model.model_fields)
     choices = get_args(info.annotation)
     if choices and all(isinstance(c, str) for c in choices):
         return "one of " + ", ".join(repr(c) for c in choices)
     if info.annotation is bool:
         return "True or False"
-    bounds = numeric_range(FluxLoraInput, field)
+    bounds = numeric_range(model, field)
     if bounds is not None:
         kind = "a whole number" if info.annotation is int else "a number"
         return f"{kind} from {_format_number(bounds[0])} to {_format_number(bounds[1])}"
@@ -344,16 +452,17 @@ def _did_you_mean(value: Any) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _problems(exc: ValidationError) -> list[FieldProblem]:
+def _problems(exc: ValidationError, model: type[FluxLoraInput] | None = None) -> list[FieldProblem]:
+    model = model or FluxLoraInput
     problems: dict[str, FieldProblem] = {}
     for err in exc.errors():
         field = _dotted(err["loc"]) or "input"
         top = field.split("[")[0].split(".")[0]
         value = err.get("input")
         if err["type"] == "extra_forbidden":
-            message = f"unknown field; allowed: {', '.join(FluxLoraInput.model_fields)}"
+            message = f"unknown field; allowed: {', '.join(model.model_fields)}"
         elif err["type"] == "missing":
-            message = f"is required ({allowed_values(field.split('.')[-1])})"
+            message = f"is required ({allowed_values(field.split('.')[-1], model)})"
         elif top == "image_size" and "." not in field:
             hint = _did_you_mean(value)
             message = (
@@ -361,7 +470,7 @@ def _problems(exc: ValidationError) -> list[FieldProblem]:
             )
         else:
             leaf = field.split(".")[-1].split("[")[0]
-            message = f"{_short_repr(value)} is not allowed; must be {allowed_values(leaf)}"
+            message = f"{_short_repr(value)} is not allowed; must be {allowed_values(leaf, model)}"
         # a union reports once per branch; keep the first (most specific) per field
         problems.setdefault(field, FieldProblem(field, value, message))
     # a nested problem (image_size.width) says more than its union's generic one (image_size)
@@ -370,14 +479,19 @@ def _problems(exc: ValidationError) -> list[FieldProblem]:
 
 
 def validate_input(
-    data: FluxLoraInput | Mapping[str, Any] | str | None = None, **fields: Any
+    data: FluxLoraInput | Mapping[str, Any] | str | None = None,
+    *,
+    model: type[FluxLoraInput] | None = None,
+    **fields: Any,
 ) -> FluxLoraInput:
-    """Build a FluxLoraInput from a model, a dict, a prompt string or keyword arguments, or
-    raise InputError (also for an input of the wrong type)."""
+    """Build an input of the flux-lora family from a model, a dict, a prompt string or keyword
+    arguments, or raise InputError (also for an input of the wrong type). The model is the
+    given one's, else `model`, else the one the fields name (`model_for_fields`)."""
     if isinstance(data, FluxLoraInput) and not fields:
         return data
     merged: dict[str, Any] = {}
     if isinstance(data, FluxLoraInput):
+        model = model or type(data)
         merged.update(data.model_dump(exclude_unset=False))
     elif isinstance(data, str):
         merged["prompt"] = data  # generate("a tiger eye")
@@ -392,7 +506,8 @@ def validate_input(
         message = f"a {type(data).__name__} is not allowed; use {allowed}"
         raise InputError([FieldProblem("input", _short_repr(data), message)])
     merged.update(fields)
+    chosen = model or model_for_fields(merged)
     try:
-        return FluxLoraInput.model_validate(merged)
+        return chosen.model_validate(merged)
     except ValidationError as exc:
-        raise InputError(_problems(exc)) from None
+        raise InputError(_problems(exc, chosen)) from None

@@ -21,6 +21,8 @@ PUBLIC_NAMES = {
     "FluxLoraOutput",
     "FluxPanel",
     "ImageSize",
+    "ImageToImageInput",
+    "InpaintingInput",
     "LoraWeight",
     "SweepRun",
     "choose_client",

@@ -186,3 +186,30 @@ def test_lora_paths_are_checked_and_force_is_sent_only_when_set(tmp_path: Path) 
         {"path": "a/b", "scale": 1.0},
         {"path": "a/c", "scale": 1.0, "force": True},
     ]
+
+
+def test_the_family_models_name_their_endpoints_and_are_chosen_by_their_fields(
+    tmp_path: Path,
+) -> None:
+    from fluxwidget.schema import (
+        IMAGE_TO_IMAGE_ID,
+        INPAINTING_ID,
+        ImageToImageInput,
+        InpaintingInput,
+        validate_input,
+    )
+
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n")
+    i2i = validate_input(prompt="x", image_url=str(photo))
+    assert type(i2i) is ImageToImageInput
+    assert i2i.endpoint_id == IMAGE_TO_IMAGE_ID
+    assert "image_size" not in i2i.to_payload()  # fal keeps the input image's size
+    assert i2i.to_payload()["strength"] == 0.85
+    inpaint = validate_input(prompt="x", image_url="https://a.example/p.png", mask_url=str(photo))
+    assert type(inpaint) is InpaintingInput
+    assert inpaint.endpoint_id == INPAINTING_ID
+    with pytest.raises(InputError, match=r"strength: 1\.5 is not allowed; must be a number from"):
+        validate_input(prompt="x", image_url="https://a.example/p.png", strength=1.5)
+    with pytest.raises(InputError, match=r"image_url: .*existing local image file"):
+        validate_input(prompt="x", image_url="not-here.png")

@@ -166,8 +166,9 @@ class SweepRun:
             self.confirmed = not self.runner.estimate.needs_confirmation(self.confirm_above)
 
     def _progress_changed(self) -> None:
-        if self.runner.stopped:
-            self._say(f"{self.runner.stopped} — {self.progress().describe()}")
+        notice = self.runner.notice  # stopped, or paused by a storm of refused submits
+        if notice:
+            self._say(f"{notice} — {self.progress().describe()}")
         else:
             self._say(self.progress().describe())
 

@@ -443,9 +443,13 @@ class SweepRunner:
     def _back_in_line(self, record: JobRecord) -> None:
         """A submit the server refused for the whole account: the cell was not sent, and is
         sent after the pause (or on the next run, when this one stops)."""
-        record.state, record.error, record.error_type, record.final = "pending", None, None, False
-        record.detail = "Not sent yet (the server refused the submit for now)"
-        self._queue.appendleft(record)
+        record.error, record.error_type, record.final = None, None, False
+        if self.stopped is not None:  # the run stopped meanwhile: sent on the next run
+            record.state, record.detail = "cancelled", "Not submitted"
+        else:
+            record.state = "pending"
+            record.detail = "Not sent yet (the server refused the submit for now)"
+            self._queue.appendleft(record)
         self.run.changed()
         self._cell_changed(record, None)
         self._wake_up()

@@ -104,6 +104,7 @@ class EmulatorApp:
         transports: TransportMap,
         keepalive_interval: float,
         public_url: str | None = None,
+        stream_connection_close: bool = False,
     ) -> None:
         self._api_key = api_key
         self.scheduler = scheduler
@@ -112,6 +113,9 @@ class EmulatorApp:
         self.transports = transports
         self.keepalive_interval = keepalive_interval
         self.public_url = public_url
+        self.stream_connection_close = stream_connection_close
+        """End each status stream with ``Connection: close`` (the protocol allows it): the
+        client cannot reuse the stream's connection for the result."""
         self.calls: list[tuple[str, str, int]] = []
         self.submit_count = 0
         self.closing = asyncio.Event()
@@ -286,14 +290,15 @@ class EmulatorApp:
         return JSONResponse(body, status_code=code, headers={"x-fal-request-id": job.request_id})
 
     def _stream(self, job: Job, logs: bool) -> Response:
+        headers = {
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+            "x-fal-request-id": job.request_id,
+        }
+        if self.stream_connection_close:
+            headers["Connection"] = "close"
         return StreamingResponse(
-            self._events(job, logs),
-            media_type="text/event-stream",
-            headers={
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-                "x-fal-request-id": job.request_id,
-            },
+            self._events(job, logs), media_type="text/event-stream", headers=headers
         )
 
     async def _events(self, job: Job, logs: bool) -> AsyncIterator[str]:
@@ -353,6 +358,7 @@ def build_app(
     result_ttl: float = 3600.0,
     keepalive_interval: float = 15.0,
     public_url: str | None = None,
+    stream_connection_close: bool = False,
 ) -> EmulatorApp:
     """An emulator app to serve in-process, e.g. ``httpx.ASGITransport(app=build_app(...))``.
 
@@ -375,4 +381,5 @@ def build_app(
         transports={},
         keepalive_interval=keepalive_interval,
         public_url=public_url,
+        stream_connection_close=stream_connection_close,
     )

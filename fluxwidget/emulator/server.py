@@ -139,8 +139,12 @@ class Emulator:
         rtt: float = 0.0,
         connect_rtts: float = 0.0,
         run_jitter: float = 0.0,
+        stream_connection_close: bool = False,
     ) -> None:
         """``public_url`` overrides the base of the URLs written into replies.
+
+        ``stream_connection_close`` ends every status stream with ``Connection: close`` (as a
+        server or proxy may): the stream's connection is not reused.
 
         ``rtt`` and ``connect_rtts`` emulate a network link (see `set_link`); ``run_jitter``
         adds a random 0..run_jitter seconds to each job's run time, so that completions fall at
@@ -170,6 +174,7 @@ class Emulator:
             transports=self._transports,
             keepalive_interval=keepalive_interval,
             public_url=public_url,
+            stream_connection_close=stream_connection_close,
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None

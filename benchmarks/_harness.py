@@ -90,8 +90,9 @@ class ServerProcess:
         self._proc.stdin.flush()
         return self._read()
 
-    def set_link(self, rtt: float, connect_rtts: float) -> None:
-        self.ask("link", rtt=rtt, connect_rtts=connect_rtts)
+    def set_link(self, rtt: float, connect_rtts: float, stream_close: bool = False) -> None:
+        """Emulate a link; `stream_close` ends each status stream with ``Connection: close``."""
+        self.ask("link", rtt=rtt, connect_rtts=connect_rtts, stream_close=stream_close)
 
     def stats(self) -> dict[str, Any]:
         return self.ask("stats")

@@ -377,6 +377,10 @@ class Emulator:
         checked = LinkConditions(rtt=rtt, connect_rtts=connect_rtts)
         self._link.rtt, self._link.connect_rtts = checked.rtt, checked.connect_rtts
 
+    def set_stream_connection_close(self, close: bool) -> None:
+        """End the status streams started from now on with ``Connection: close`` (or not)."""
+        self._app.stream_connection_close = bool(close)
+
     @property
     def connections(self) -> ConnectionStats:
         """TCP connections accepted so far (``opened``), open now, and at most at once."""

@@ -1,5 +1,6 @@
 """Completion→result latency, per-job overhead, requests and new connections per job, on loopback
-and over an emulated link — fluxwidget vs fal-client vs a minimal hand-written stream client.
+and over an emulated link — fluxwidget vs fal-client vs minimal hand-written stream clients (one
+pool: "floor"; streams in a pool of their own: "floor split").
 
 Each client has its own emulator process (see ``_harness.py``). For each link (loopback, then a
 20 ms and a 100 ms round trip where a new connection costs 2 extra round trips, as TCP + TLS
@@ -75,7 +76,7 @@ async def one_job(
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    names = client_names()
+    names = [*client_names(), "floor split"]  # a floor whose result never follows a stream
     links = {name: LINKS[name] for name in args.links}
     servers = {
         name: ServerProcess(
@@ -170,7 +171,7 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> None:
                 f"{text['req']:>17} {text['conn']:>17}  {routes}"
             )
         ours = rows["fluxwidget"]["median"]["c2r_p50"]
-        for other in ("floor", "fal-client"):
+        for other in ("floor", "floor split", "fal-client"):
             if other in rows:
                 ratio = ours / rows[other]["median"]["c2r_p50"]
                 print(f"c->r p50, fluxwidget / {other}: {ratio:.2f}x")

@@ -74,8 +74,9 @@ class StormPolicy:
     """The longest Retry-After the run pauses for; a longer one stops the run at once."""
     default_rate_limit_wait: float = 10.0
     """The pause after a 429 whose reply did not say how long to wait."""
-    max_rate_limit_pauses: int = 5
-    """Pauses in a row (no submit accepted in between) before the run stops."""
+    max_rate_limit_pauses: int = 3
+    """Pauses in a row (no submit accepted in between) before the run stops. After each pause
+    one cell's submit goes first; the others follow once it is accepted."""
     max_server_errors: int = 3
     """5xx replies to submits in a row (no submit accepted in between) before the run stops."""
     server_error_pause: float = 5.0
@@ -233,6 +234,7 @@ class SweepRunner:
         self._queue: deque[JobRecord] = deque()
         self._wake: asyncio.Event | None = None
         self._attempts: dict[str, float] = {}  # cells whose submit is on its way: its start
+        self._probe: str | None = None  # the cell whose submit tests the water after a pause
         self._resume_at = 0.0  # monotonic time before which no cell is submitted
         self._paused_at = float("-inf")  # when the current (or last) pause began
         self._pause_reason = ""
@@ -280,6 +282,7 @@ class SweepRunner:
     def _cell_changed(self, record: JobRecord, update: StatusUpdate | None) -> None:
         if record.request_id is not None and self._attempts.pop(record.job_id, None) is not None:
             self._rate_limit_pauses = self._server_errors = 0  # a submit was accepted
+            self._wake_up()  # the others may go
         for listener in self._cell_listeners:
             try:
                 listener(record, update)
@@ -359,6 +362,11 @@ class SweepRunner:
                         with contextlib.suppress(asyncio.TimeoutError):
                             await asyncio.wait_for(wake.wait(), wait)
                         continue
+                if self._probing() and self._queue and self._queue[0].request_id is None:
+                    slots.release()  # after a pause one submit tests the water: wait for it
+                    wake.clear()
+                    await wake.wait()
+                    continue
                 if self.stopped is not None or not self._queue:
                     slots.release()
                     continue
@@ -366,6 +374,8 @@ class SweepRunner:
                 if not (record.state == "pending" or record.collectable):
                     slots.release()  # ended meanwhile (e.g. cancelled)
                     continue
+                if record.request_id is None and self._storming():
+                    self._probe = record.job_id
                 self._start(record, slots)
             while self._tasks:
                 await asyncio.gather(*list(self._tasks.values()), return_exceptions=True)
@@ -377,6 +387,15 @@ class SweepRunner:
     def _wake_up(self) -> None:
         if self._wake is not None:
             self._wake.set()
+
+    def _storming(self) -> bool:
+        """Submits were refused (429, 5xx) and none accepted since."""
+        return bool(self._rate_limit_pauses or self._server_errors)
+
+    def _probing(self) -> bool:
+        """A submit sent after a pause has not been answered yet: the others wait for it, so
+        a storm that goes on costs one cell's submit per pause, not one per slot."""
+        return self._probe is not None and self._probe in self._attempts
 
     def _start(self, record: JobRecord, slots: asyncio.Semaphore) -> None:
         """Run a cell; its slot frees when the server is done with it (its result is in hand,

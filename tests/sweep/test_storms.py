@@ -98,6 +98,20 @@ async def test_a_429_storm_pauses_every_submit_once_then_goes_on(
     assert any(n.startswith("Paused: rate limited by the server — resuming in") for n in notices)
 
 
+async def test_after_a_pause_one_submit_goes_first(emu: Emulator, tmp_path: Path) -> None:
+    async with client_for(emu, retry=ONE_RETRY) as client:
+        runner = SweepRunner(client, _plan(), out=tmp_path / "s", concurrency=4)
+        # the first four cells are refused twice each; then the first one sent after the pause
+        emu.inject("submit", status=429, retry_after=0.5, times=4 * 2 + 2)
+        await runner.run_all()
+    assert runner.stopped is None
+    assert runner.progress().done == 8
+    # had every slot sent a cell after the first pause, the last two 429s would have gone to two
+    # cells whose retries then succeed: one pause. One cell went alone, was refused: two pauses
+    assert runner.pauses == 2
+    assert _submits(emu) == 10 + 8
+
+
 async def test_a_persisting_429_storm_stops_with_a_message(emu: Emulator, tmp_path: Path) -> None:
     storms = StormPolicy(max_rate_limit_pauses=2)
     async with client_for(emu, retry=ONE_RETRY) as client:
@@ -109,7 +123,8 @@ async def test_a_persisting_429_storm_stops_with_a_message(emu: Emulator, tmp_pa
     assert runner.pauses == 2
     assert emu.submit_count == 0
     assert runner.progress().cancelled == 8  # nothing failed: nothing was sent
-    assert _submits(emu) <= 3 * 2 * 2  # three waves of at most 2 cells × 2 attempts
+    # the first wave: both slots' cells (2 attempts each); after each pause one cell only
+    assert _submits(emu) <= (2 + 2) * 2
 
 
 async def test_a_long_retry_after_stops_at_once(emu: Emulator, tmp_path: Path) -> None:

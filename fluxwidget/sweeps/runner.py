@@ -78,7 +78,8 @@ class StormPolicy:
     """Pauses in a row (no submit accepted in between) before the run stops. After each pause
     one cell's submit goes first; the others follow once it is accepted."""
     max_server_errors: int = 3
-    """5xx replies to submits in a row (no submit accepted in between) before the run stops."""
+    """5xx replies to submits in a row (no submit accepted in between) before the run stops;
+    the replies to submits sent together (before the last pause) count once."""
     server_error_pause: float = 5.0
     """The pause of every submit after a 5xx reply to one."""
 
@@ -151,7 +152,7 @@ def _stops_everything(exc: BaseException, plan: SweepPlan) -> str | None:
     """Why an error means no further cell can succeed (the account, the key, or an input that
     every cell shares), else None."""
     if isinstance(exc, PaymentRequiredError):
-        return f"the account must pay before fal runs more jobs (402): {exc}"
+        return f"the account must pay before fal runs more jobs — {exc}"
     if isinstance(exc, AuthenticationError):
         return f"the server refused the account or key ({exc.status_code}): {exc}"
     if isinstance(exc, ValidationFailedError):
@@ -446,7 +447,7 @@ class SweepRunner:
                 self._rate_limited(exc, started_at)
                 return
             if refused and isinstance(exc, ServerError):
-                self._server_failed(exc)
+                self._server_failed(exc, started_at)
                 return
             reason = _stops_everything(exc, self.plan)
             if reason is not None and self.stopped is None:
@@ -508,16 +509,17 @@ class SweepRunner:
             return
         self._pause(wait, "rate limited by the server")
 
-    def _server_failed(self, exc: ServerError) -> None:
+    def _server_failed(self, exc: ServerError, started_at: float | None) -> None:
         policy = self.storms
         if self.stopped is not None:
             return
-        self._server_errors += 1
+        if started_at is None or started_at >= self._paused_at:  # not sent with the last ones
+            self._server_errors += 1
         if self._server_errors >= policy.max_server_errors:
             self.stop(
-                f"Stopped: the server answered {self._server_errors} submits in a row with an "
-                f"error (last: {exc}). {_COLLECTED} Run the sweep again on the same folder "
-                "later to send the rest (retry_failed sends the failed cells too)"
+                f"Stopped: the server answered submits with an error {self._server_errors} "
+                f"times in a row (last: {exc}). {_COLLECTED} Run the sweep again on the same "
+                "folder later to send the rest (retry_failed sends the failed cells too)"
             )
             return
         self._pause(policy.server_error_pause, f"server error ({exc.status_code})")

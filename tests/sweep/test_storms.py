@@ -149,12 +149,26 @@ async def test_a_5xx_storm_stops_after_the_configured_count(emu: Emulator, tmp_p
         emu.inject("submit", status=500, times=100)
         await runner.run_all()
     assert runner.stopped is not None
-    assert "3 submits in a row" in runner.stopped
+    assert "3 times in a row" in runner.stopped
     assert _submits(emu, 500) == 3
     assert runner.pauses == 2  # a short pause after each of the first two
     progress = runner.progress()
     assert progress.failed == 3
     assert progress.cancelled == 5
+
+
+async def test_5xx_replies_to_submits_sent_together_count_once(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    storms = StormPolicy(max_server_errors=3, server_error_pause=0.1)
+    async with client_for(emu) as client:
+        runner = SweepRunner(client, _plan(), out=tmp_path / "s", concurrency=4, storms=storms)
+        emu.inject("submit", status=500, times=100)
+        await runner.run_all()
+    assert runner.stopped is not None
+    assert "3 times in a row" in runner.stopped
+    assert _submits(emu, 500) == 4 + 1 + 1  # the first four at once, then one after each pause
+    assert runner.pauses == 2
 
 
 async def test_a_5xx_burst_shorter_than_the_limit_pauses_and_goes_on(

@@ -441,17 +441,19 @@ class SweepRunner:
         except FalError as exc:
             started_at = self._attempts.pop(record.job_id, None)
             refused = record.request_id is None and not exc.maybe_accepted
-            if refused and isinstance(exc, (AuthenticationError, RateLimitError)):
+            not_sent = refused and isinstance(exc, (AuthenticationError, RateLimitError))
+            if not_sent:
                 self._back_in_line(record)  # refused for the account, not the cell: not sent
             if refused and isinstance(exc, RateLimitError):
                 self._rate_limited(exc, started_at)
-                return
-            if refused and isinstance(exc, ServerError):
+            elif refused and isinstance(exc, ServerError):
                 self._server_failed(exc, started_at)
-                return
-            reason = _stops_everything(exc, self.plan)
-            if reason is not None and self.stopped is None:
-                self.stop(f"Stopped: {reason}. {_COLLECTED}")
+            else:
+                reason = _stops_everything(exc, self.plan)
+                if reason is not None and self.stopped is None:
+                    self.stop(f"Stopped: {reason}. {_COLLECTED}")
+            if not_sent:  # the journal, read on resume, says so over the pipeline's "failed"
+                await self.run.log("not_sent", record)
             return
         except Exception as exc:  # recorded in the cell by the pipeline; the sweep goes on
             log.info("cell %s failed: %s", record.job_id, type(exc).__name__)

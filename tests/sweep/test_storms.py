@@ -3,6 +3,7 @@ with a clear message, the cells not sent left for the next run — counted at th
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from fluxwidget.client import RetryPolicy
 from fluxwidget.client.responses import error_from_response
 from fluxwidget.emulator import Emulator
 from fluxwidget.errors import ForbiddenError
+from fluxwidget.store.runs import MANIFEST, Run
 from fluxwidget.sweeps import StormPolicy, SweepRunner, plan_sweep
 from tests.clients import client_for
 
@@ -190,3 +192,25 @@ def test_storm_policy_refuses_nonsense() -> None:
         StormPolicy(max_server_errors=0)
     with pytest.raises(ValueError, match="must not be negative"):
         StormPolicy(max_rate_limit_wait=-1)
+
+
+async def test_a_refused_cell_is_journaled_as_not_sent_so_a_crash_does_not_lose_it(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    folder = tmp_path / "s"
+    async with client_for(emu, retry=ONE_RETRY) as client:
+        runner = SweepRunner(client, _plan(), out=folder, concurrency=2)
+        emu.inject("submit", status=429, retry_after=300, times=100)
+        await runner.run_all()
+    refused = [r.job_id for r in runner.records.values() if r.error_type is None]
+    events = [json.loads(line) for line in (folder / "journal.jsonl").read_text().splitlines()]
+    not_sent = {e["job_id"] for e in events if e.get("event") == "not_sent"}
+    assert 1 <= len(not_sent) <= 2  # the cells whose submit was refused
+    assert not_sent <= set(refused)
+    # the journal alone (a manifest written before the refusal) makes them pending again
+    manifest = json.loads((folder / MANIFEST).read_text())
+    for row in manifest["jobs"]:
+        row["state"] = "pending"
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+    reopened = Run.open(folder)
+    assert {reopened.jobs[job_id].state for job_id in not_sent} == {"pending"}

@@ -90,8 +90,9 @@ class ServerProcess:
         self._proc.stdin.flush()
         return self._read()
 
-    def set_link(self, rtt: float, connect_rtts: float) -> None:
-        self.ask("link", rtt=rtt, connect_rtts=connect_rtts)
+    def set_link(self, rtt: float, connect_rtts: float, stream_close: bool = False) -> None:
+        """Emulate a link; `stream_close` ends each status stream with ``Connection: close``."""
+        self.ask("link", rtt=rtt, connect_rtts=connect_rtts, stream_close=stream_close)
 
     def stats(self) -> dict[str, Any]:
         return self.ask("stats")
@@ -177,17 +178,29 @@ class FalClient:
 
 
 class FloorClient:
-    """The least a client can do: POST, read the SSE stream to COMPLETED, GET the result."""
+    """The least a client can do: POST, read the SSE stream to COMPLETED, GET the result.
+
+    `split` ("floor split"): the streams get their own `httpx.AsyncClient`, so the submit and
+    the result share a connection that stays warm whatever the server does with the stream's
+    (a server may end a stream with ``Connection: close``).
+    """
 
     name = "floor"
 
-    def __init__(self, server: ServerProcess) -> None:
+    def __init__(self, server: ServerProcess, *, split: bool = False) -> None:
         self.url = server.url
-        self.http = httpx.AsyncClient(
-            headers={"Authorization": f"Key {server.api_key}"},
-            timeout=120,
-            limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
-        )
+
+        def pool() -> httpx.AsyncClient:
+            return httpx.AsyncClient(
+                headers={"Authorization": f"Key {server.api_key}"},
+                timeout=120,
+                limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+            )
+
+        self.http = pool()
+        self.streams = pool() if split else self.http
+        if split:
+            self.name = "floor split"
 
     async def submit(self, seed: int, steps: int) -> Any:
         reply = await self.http.post(f"{self.url}/{ENDPOINT}", json=job_input(seed, steps))
@@ -199,7 +212,7 @@ class FloorClient:
         for attempt in (1, 2):  # a kept-alive connection may be closed by the server as we ask
             try:
                 async with aconnect_sse(
-                    self.http, "GET", handle["status_url"] + "/stream"
+                    self.streams, "GET", handle["status_url"] + "/stream"
                 ) as source:
                     # read to the end of the stream (the server ends it right after COMPLETED):
                     # the connection goes back to the pool warm and the result call reuses it
@@ -223,6 +236,8 @@ class FloorClient:
 
     async def aclose(self) -> None:
         await self.http.aclose()
+        if self.streams is not self.http:
+            await self.streams.aclose()
 
 
 def fal_client_available() -> bool:
@@ -238,7 +253,7 @@ def make_client(name: str, server: ServerProcess, **options: Any) -> ContenderCl
         return FluxwidgetClient(server, **options)
     if name == "fal-client":
         return FalClient(server)
-    return FloorClient(server)
+    return FloorClient(server, split=name == "floor split")
 
 
 def client_names() -> list[str]:

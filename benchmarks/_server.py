@@ -3,7 +3,8 @@
 Started by `_harness.ServerProcess`; prints ``{"url": ..., "api_key": ...}`` once serving, then
 answers one JSON line per command line:
 
-- ``{"cmd": "link", "rtt": 0.02, "connect_rtts": 2}``: emulate a link from now on;
+- ``{"cmd": "link", "rtt": 0.02, "connect_rtts": 2, "stream_close": false}``: emulate a link
+  from now on (``stream_close``: end each status stream with ``Connection: close``);
 - ``{"cmd": "stats"}``: calls by route, connections opened / open / at most open at once;
 - ``{"cmd": "jobs", "ids": [...]}``: each job's ``[submitted_at, started_at, completed_at]``
   (``time.monotonic()``, a system-wide clock on Linux, so the benchmark can compare);
@@ -57,6 +58,7 @@ def main() -> None:
                 break
             if command["cmd"] == "link":
                 emu.set_link(rtt=command["rtt"], connect_rtts=command["connect_rtts"])
+                emu.set_stream_connection_close(bool(command.get("stream_close", False)))
             elif command["cmd"] == "stats":
                 calls = emu.calls
                 routes.update(route_of(path) for _method, path, _code in calls[seen:])

@@ -1,9 +1,12 @@
 """Completion→result latency, per-job overhead, requests and new connections per job, on loopback
-and over an emulated link — fluxwidget vs fal-client vs a minimal hand-written stream client.
+and over an emulated link — fluxwidget vs fal-client vs minimal hand-written stream clients (one
+pool: "floor"; streams in a pool of their own: "floor split").
 
 Each client has its own emulator process (see ``_harness.py``). For each link (loopback, then a
 20 ms and a 100 ms round trip where a new connection costs 2 extra round trips, as TCP + TLS
-would), every client runs one warm-up job, then ``--runs`` runs of ``--jobs`` jobs, one job at a
+would), and for a 20 ms link whose server ends each status stream with ``Connection: close`` (the
+protocol allows it; the stream's connection cannot be reused — "20 ms, stream closes"),
+every client runs one warm-up job, then ``--runs`` runs of ``--jobs`` jobs, one job at a
 time, the clients taking turns job by job (in rotating order). A job runs ``--steps`` steps of
 ``--seconds-per-step`` plus a random 0..``--jitter`` s, so completions fall at random phases of
 fal-client's 0.1 s polling.
@@ -40,7 +43,13 @@ from _harness import (
     write_json,
 )
 
-LINKS = {"loopback": (0.0, 0.0), "20 ms": (0.02, 2.0), "100 ms": (0.1, 2.0)}
+LINKS = {
+    "loopback": (0.0, 0.0, False),
+    "20 ms": (0.02, 2.0, False),
+    "20 ms, stream closes": (0.02, 2.0, True),
+    "100 ms": (0.1, 2.0, False),
+}
+"""Round trip (s), extra round trips for a new connection, streams end with Connection: close."""
 
 
 async def one_job(
@@ -67,7 +76,7 @@ async def one_job(
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    names = client_names()
+    names = [*client_names(), "floor split"]  # a floor whose result never follows a stream
     links = {name: LINKS[name] for name in args.links}
     servers = {
         name: ServerProcess(
@@ -79,9 +88,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     samples: dict[str, dict[str, list[list[dict[str, Any]]]]] = {}
     seed = 0
     try:
-        for link_name, (rtt, connect_rtts) in links.items():
+        for link_name, (rtt, connect_rtts, stream_close) in links.items():
             for server in servers.values():
-                server.set_link(rtt, connect_rtts)
+                server.set_link(rtt, connect_rtts, stream_close)
             for name in names:  # warm-up: connections over this link, imports
                 await one_job(clients[name], servers[name], seed, args.steps)
                 seed += 1
@@ -162,7 +171,7 @@ def report(result: dict[str, Any], args: argparse.Namespace) -> None:
                 f"{text['req']:>17} {text['conn']:>17}  {routes}"
             )
         ours = rows["fluxwidget"]["median"]["c2r_p50"]
-        for other in ("floor", "fal-client"):
+        for other in ("floor", "floor split", "fal-client"):
             if other in rows:
                 ratio = ours / rows[other]["median"]["c2r_p50"]
                 print(f"c->r p50, fluxwidget / {other}: {ratio:.2f}x")
@@ -179,7 +188,7 @@ def main() -> None:
         "--links",
         nargs="+",
         choices=list(LINKS),
-        default=["loopback", "20 ms"] if SHORT else list(LINKS),
+        default=["loopback", "20 ms", "20 ms, stream closes"] if SHORT else list(LINKS),
     )
     parser.add_argument("--json", help="also write the figures to this JSON file")
     args = parser.parse_args()

@@ -16,6 +16,7 @@
     └── FalError                anything that went wrong talking to fal, a proxy or the emulator
         ├── AuthenticationError 401: the key was refused
         │   └── ForbiddenError  403: fal's own refusal (account locked, balance exhausted)
+        │       └── PaymentRequiredError  402: the account must pay (balance, billing)
         ├── ValidationFailedError  422
         ├── RateLimitError      429, or a Retry-After longer than the client waits
         ├── ServerError         5xx
@@ -57,6 +58,7 @@ __all__ = [
     "JobCancelledError",
     "MissingKeyError",
     "NotFoundError",
+    "PaymentRequiredError",
     "ProtocolError",
     "RateLimitError",
     "RequestTimeoutError",
@@ -210,6 +212,11 @@ class AuthenticationError(FalError):
 class ForbiddenError(AuthenticationError):
     """403: fal refused the call for the account (locked, balance exhausted); fal's message
     is in the text and in `detail`."""
+
+
+class PaymentRequiredError(ForbiddenError):
+    """402: fal refused the call until the account pays (balance exhausted, billing); fal's
+    message is in the text and in `detail`. No call on this account can succeed until then."""
 
 
 AccountLockedError = ForbiddenError

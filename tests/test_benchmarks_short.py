@@ -42,9 +42,9 @@ def test_every_benchmark_runs_in_short_mode(tmp_path: Path) -> None:
         assert "-----" in outputs[name], f"{name} printed no table:\n{outputs[name]}"
 
     network = json.loads((tmp_path / "bench_network.json").read_text())["links"]
-    assert set(network) == {"loopback", "20 ms"}
+    assert set(network) == {"loopback", "20 ms", "20 ms, stream closes"}
     for rows in network.values():
-        for name in ("fluxwidget", "floor"):
+        for name in ("fluxwidget", "floor", "floor split"):
             row = rows[name]
             assert all(finite(v) and v > 0 for v in row["c2r_p50"] + row["c2r_p95"])
             assert row["median"]["req"] >= 3  # submit, a status call or stream, result

@@ -29,6 +29,7 @@ from fluxwidget.errors import (
     FluxwidgetError,
     ForbiddenError,
     ImageGoneError,
+    PaymentRequiredError,
     ProtocolError,
     RateLimitError,
     RequestTimeoutError,
@@ -75,6 +76,12 @@ ROWS = [
         "submit-403-account-locked",
         [{"route": "submit", "status": 403, "body": '{"detail": "User is locked"}'}],
         ForbiddenError,
+        submits=0,
+    ),
+    Row(
+        "submit-402-payment-required",
+        [{"route": "submit", "status": 402, "body": '{"detail": "Exhausted balance"}'}],
+        PaymentRequiredError,
         submits=0,
     ),
     Row(

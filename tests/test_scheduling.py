@@ -211,3 +211,23 @@ async def test_completion_is_journaled_without_waiting_for_the_disk(
     assert Journal(isolated_env).records()[-1]["event"] == "completed"
     await client.aclose()
     assert not Journal.has_unwritten()
+
+
+async def test_a_stream_ended_with_connection_close_leaves_the_result_to_the_warm_call() -> None:
+    """A server may end the status stream with ``Connection: close``: the result then goes on
+    the submit's warm connection, not on a new one in the streams' pool."""
+    with Emulator(seconds_per_step=0.004, stream_connection_close=True) as emu:
+        for _ in range(200):  # the emulator's own check that it listens is counted soon
+            if emu.connections.opened:
+                break
+            await asyncio.sleep(0.01)
+        before = emu.connections.opened
+        async with client_for(emu, journal=False) as client:
+            await client.generate(prompt="one job", num_inference_steps=4)
+            assert emu.connections.opened == before + 2  # the submit's (result too), the stream's
+            opened = emu.connections.opened
+            for seed in range(3):
+                await client.generate(prompt="x", num_inference_steps=4, seed=seed)
+            assert emu.connections.opened == opened + 3  # one per stream, none for a result
+        streams = [p for _m, p, _c in emu.calls if p.endswith("/status/stream")]
+        assert len(streams) == 4  # every job streamed (no fallback to polling)

@@ -91,18 +91,18 @@ class _Bar:
             disable=not enabled,
             dynamic_ncols=True,
         )
-        self._shown: tuple[int, int, int] | None = None
+        self._shown: tuple[int, int, int, str | None] | None = None
 
     def __call__(self, record: JobRecord, update: StatusUpdate | None) -> None:
         progress = self.runner.progress()
-        counts = (progress.finished, progress.in_flight, progress.failed)
+        paused = self.runner.paused  # a storm of refused submits: say why nothing is sent
+        counts = (progress.finished, progress.in_flight, progress.failed, paused)
         if counts == self._shown:  # a step of a running cell: nothing the bar shows changed
             return
         self._shown = counts
         self.bar.n = progress.finished
-        self.bar.set_postfix_str(
-            f"{progress.in_flight} in flight, {progress.failed} failed", refresh=False
-        )
+        text = f"{progress.in_flight} in flight, {progress.failed} failed"
+        self.bar.set_postfix_str(f"{text} · {paused}" if paused else text, refresh=False)
         self.bar.refresh()
 
     def close(self) -> None:

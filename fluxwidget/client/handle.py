@@ -130,6 +130,16 @@ async def _drain(events: AsyncIterator[str | None]) -> bool:
     return True
 
 
+def _keeps_connection(response: httpx.Response) -> bool:
+    """Whether the connection that carried `response` stays open for another request: not when
+    the server said ``Connection: close`` (the result then goes to the calls' pool, whose
+    connection is warm, rather than opening a new one in the streams' pool)."""
+    tokens = {t.strip().lower() for t in response.headers.get("connection", "").split(",")}
+    if response.http_version == "HTTP/1.0":
+        return "keep-alive" in tokens
+    return "close" not in tokens
+
+
 def _fingerprint(update: StatusUpdate) -> tuple[Any, ...]:
     if isinstance(update, Waiting):
         return ("waiting", update.seconds)
@@ -299,7 +309,8 @@ class RequestHandle:
                 self._observe(update, slot)
                 if isinstance(update, Completed):
                     if data is not KEEPALIVE:
-                        self._warm_stream = await _drain(events)
+                        drained = await _drain(events)
+                        self._warm_stream = drained and _keeps_connection(source.response)
                     final = update
                     break
                 yield update

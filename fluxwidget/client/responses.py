@@ -18,6 +18,7 @@ from ..errors import (
     ImageGoneError,
     JobCancelledError,
     NotFoundError,
+    PaymentRequiredError,
     ProtocolError,
     RateLimitError,
     RequestTimeoutError,
@@ -188,6 +189,11 @@ def error_from_response(
     if download and code in (404, 410):
         return ImageGoneError(
             f"{code}: the image URL no longer serves the image ({text})", **common
+        )
+    if code == 402:
+        return PaymentRequiredError(
+            f"402: fal refused the request until the account pays (check billing) — {text}",
+            **common,
         )
     if code == 403 and auth_scheme == "Key":
         return ForbiddenError(f"403: fal refused the request for this account — {text}", **common)

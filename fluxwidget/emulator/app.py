@@ -28,7 +28,10 @@ Choices where fal's behaviour is not documented:
   ``lora_urls="own"`` — any URL of another host. Hugging Face ids (``owner/name``) and, by
   default (``lora_urls="any"``), http(s) URLs of other hosts are accepted unchecked (the
   emulator never downloads LoRAs). fal itself would accept such a submit and fail the job when
-  its runner cannot download the file; refusing early keeps tests quick and nothing billed.
+  its runner cannot download the file; refusing early keeps tests quick and nothing billed.;
+- a submit body over `MAX_SUBMIT_BYTES` is refused with ``413``, and JSON nested deeper than
+  `MAX_JSON_DEPTH` with ``422`` (a body problem), before any job exists. Only the submit
+  route is capped: it is the only one whose body the emulator reads as JSON.
 """
 
 from __future__ import annotations
@@ -73,6 +76,10 @@ from fluxwidget.schema import ENDPOINT_ID, FluxLoraInput, lora_path_kind
 LoraURLs = Literal["any", "own"]
 
 AUTH_FAILED = {"detail": "No user found for Key ID and Secret"}
+MAX_SUBMIT_BYTES = 1 << 20
+"""The largest submit body the emulator reads (1 MiB): a larger one is answered 413."""
+MAX_JSON_DEPTH = 32
+"""The deepest nesting of objects and lists a submit body may have: deeper is answered 422."""
 PRICE_PER_MEGAPIXEL = 0.035
 """flux-lora's documented price, served by the emulator's pricing call."""
 _METHODS = {
@@ -143,6 +150,34 @@ def _route_of(segments: list[str]) -> str | None:
     return "submit"
 
 
+async def _read_capped(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it is larger than `limit` bytes (not read further)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and lists nest more than `limit` levels (the top one is level 1)."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 class EmulatorApp:
     """The ASGI callable; state lives in the scheduler, the file store and the fault book."""
 
@@ -158,6 +193,7 @@ class EmulatorApp:
         public_url: str | None = None,
         uploads: UploadStore | None = None,
         lora_urls: LoraURLs = "any",
+        stream_connection_close: bool = False,
     ) -> None:
         if lora_urls not in ("any", "own"):
             raise ValueError(f"lora_urls: {lora_urls!r} is not allowed; use 'any' or 'own'")
@@ -170,6 +206,11 @@ class EmulatorApp:
         self.transports = transports
         self.keepalive_interval = keepalive_interval
         self.public_url = public_url
+        self.stream_connection_close = stream_connection_close
+        """End each status stream with ``Connection: close`` (the protocol allows it): the
+        client cannot reuse the stream's connection for the result."""
+        self.max_submit_bytes = MAX_SUBMIT_BYTES
+        self.max_json_depth = MAX_JSON_DEPTH
         self.calls: list[tuple[str, str, int]] = []
         self.authorizations: list[tuple[str, str, str]] = []
         """(method, path, Authorization header) of every call, for tests."""
@@ -462,7 +503,14 @@ class EmulatorApp:
             if not start_timeout > 0:
                 detail = "X-Fal-Request-Timeout must be a positive number of seconds"
                 return JSONResponse({"detail": detail}, status_code=400)
-        payload, data, problems = self._parse(await request.body())
+        raw = await _read_capped(request, self.max_submit_bytes)
+        if raw is None:
+            limit = f"{self.max_submit_bytes:,} bytes"
+            detail = f"Request body is too large (the limit is {limit})"
+            return JSONResponse({"detail": detail}, status_code=413)
+        payload, data, problems = self._parse(raw, self.max_json_depth)
+        if problems is not None and problems[0].get("type") == "json_too_deep":
+            return JSONResponse({"detail": problems}, status_code=422)
         refused = self._lora_problems(payload, request)
         if refused:
             return JSONResponse({"detail": refused}, status_code=422)
@@ -491,12 +539,19 @@ class EmulatorApp:
         return fault.wrap(response, self.closing) if fault is not None else response
 
     @staticmethod
-    def _parse(raw: bytes) -> tuple[Any, FluxLoraInput | None, list[dict[str, Any]] | None]:
+    def _parse(
+        raw: bytes, max_depth: int = MAX_JSON_DEPTH
+    ) -> tuple[Any, FluxLoraInput | None, list[dict[str, Any]] | None]:
         """The payload, and either the validated input or fal's 422 detail list."""
+        too_deep = body_problem(f"JSON nested deeper than {max_depth} levels", "json_too_deep")
         try:
             payload = json.loads(raw) if raw.strip() else {}
+        except RecursionError:
+            return None, None, too_deep
         except ValueError:
             return None, None, body_problem("Invalid JSON body", "json_invalid")
+        if _deeper_than(payload, max_depth):
+            return None, None, too_deep
         if not isinstance(payload, dict):
             return payload, None, body_problem("Input should be a valid dictionary", "dict_type")
         try:
@@ -510,14 +565,15 @@ class EmulatorApp:
         return JSONResponse(body, status_code=code, headers={"x-fal-request-id": job.request_id})
 
     def _stream(self, job: Job, logs: bool) -> Response:
+        headers = {
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+            "x-fal-request-id": job.request_id,
+        }
+        if self.stream_connection_close:
+            headers["Connection"] = "close"
         return StreamingResponse(
-            self._events(job, logs),
-            media_type="text/event-stream",
-            headers={
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-                "x-fal-request-id": job.request_id,
-            },
+            self._events(job, logs), media_type="text/event-stream", headers=headers
         )
 
     async def _events(self, job: Job, logs: bool) -> AsyncIterator[str]:
@@ -578,6 +634,7 @@ def build_app(
     keepalive_interval: float = 15.0,
     public_url: str | None = None,
     lora_urls: LoraURLs = "any",
+    stream_connection_close: bool = False,
 ) -> EmulatorApp:
     """An emulator app to serve in-process, e.g. ``httpx.ASGITransport(app=build_app(...))``.
 
@@ -601,4 +658,5 @@ def build_app(
         keepalive_interval=keepalive_interval,
         public_url=public_url,
         lora_urls=lora_urls,
+        stream_connection_close=stream_connection_close,
     )

@@ -157,6 +157,7 @@ class Emulator:
         connect_rtts: float = 0.0,
         run_jitter: float = 0.0,
         lora_urls: LoraURLs = "any",
+        stream_connection_close: bool = False,
     ) -> None:
         """``public_url`` overrides the base of the URLs written into replies.
 
@@ -164,7 +165,9 @@ class Emulator:
         says which LoRA URLs a submit may name: ``"any"`` (default) accepts every http(s) URL
         and Hugging Face id, ``"own"`` only files uploaded to this emulator (and Hugging Face
         ids). A local file path is always refused with a 422 at submit, as is a URL on the
-        emulator's host that its storage does not hold.
+        emulator's host that its storage does not hold. ``stream_connection_close`` ends every
+        status stream with ``Connection: close`` (as a server or proxy may): the stream's
+        connection is not reused.
 
         ``rtt`` and ``connect_rtts`` emulate a network link (see `set_link`); ``run_jitter``
         adds a random 0..run_jitter seconds to each job's run time, so that completions fall at
@@ -197,6 +200,7 @@ class Emulator:
             public_url=public_url,
             uploads=self._uploads,
             lora_urls=lora_urls,
+            stream_connection_close=stream_connection_close,
         )
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -399,6 +403,10 @@ class Emulator:
         (2 is about a TCP and a TLS handshake). ``set_link()`` goes back to plain loopback."""
         checked = LinkConditions(rtt=rtt, connect_rtts=connect_rtts)
         self._link.rtt, self._link.connect_rtts = checked.rtt, checked.connect_rtts
+
+    def set_stream_connection_close(self, close: bool) -> None:
+        """End the status streams started from now on with ``Connection: close`` (or not)."""
+        self._app.stream_connection_close = bool(close)
 
     @property
     def connections(self) -> ConnectionStats:

@@ -101,6 +101,8 @@ def _apply_event(jobs: dict[str, JobRecord], event: dict[str, Any]) -> None:
         record.final = bool(event.get("final", True))
     elif kind == "cancelled":
         record.state = "cancelled"
+    elif kind == "not_sent" and record.request_id is None:  # a refused submit, to send again
+        record.state, record.error, record.final = "pending", None, False
 
 
 class Run:

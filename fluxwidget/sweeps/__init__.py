@@ -43,7 +43,7 @@ from .export import (
 )
 from .ranges import SYNTAX, format_value, format_values, parse_values
 from .run import SweepRun, prepare_sweep, sweep_payload
-from .runner import DEFAULT_CONCURRENCY, SweepProgress, SweepRunner
+from .runner import DEFAULT_CONCURRENCY, StormPolicy, SweepProgress, SweepRunner
 
 __all__ = [
     "CONFIRM_ABOVE_USD",
@@ -64,6 +64,7 @@ __all__ = [
     "Mode",
     "Rounding",
     "SeedMode",
+    "StormPolicy",
     "SweepError",
     "SweepFolderMismatch",
     "SweepPlan",

@@ -6,6 +6,8 @@ or a float, a descending range counts down)::
     2, 3.5, 5          a list
     1-5                1, 2, 3, 4, 5 (step 1)
     1-5 (+2)           1, 3, 5 (step 2; the direction comes from the bounds)
+    5-1 (-2)           5, 3, 1 (a negative step only with bounds that count down:
+                       ``1-5 (-2)`` is an error saying to write ``5-1``)
     0.4-1.2 [3]        0.4, 0.8, 1.2 (3 evenly spaced values)
     -1--3              -1, -2, -3
     1-3, 10, 20-30 (+5)  items mix
@@ -84,9 +86,18 @@ def _expand(item: str, kind: type, field: str, text: str) -> list[Decimal]:
             return [start]
         span = end - start
         return [start + span * i / (count - 1) for i in range(count)]
-    step = abs(_decimal(match["step"])) if match["step"] is not None else Decimal(1)
+    step = _decimal(match["step"]) if match["step"] is not None else Decimal(1)
     if step == 0:
         raise _error(field, text, f"{item!r}: the step must not be 0")
+    if step < 0 and end > start:  # a step counting down between bounds that count up
+        down = f"{match['end'].strip()}-{match['start'].strip()}"
+        raise _error(
+            field,
+            text,
+            f"{item!r}: a negative step counts down, but {match['start']} is below "
+            f"{match['end']}; write {down!r} to count down (or '(+{abs(step)})' to count up)",
+        )
+    step = abs(step)
     count = int((abs(end - start) / step).to_integral_value(rounding="ROUND_FLOOR")) + 1
     if count > MAX_VALUES:
         raise _error(field, text, f"{item!r} has {count} values, more than {MAX_VALUES}")

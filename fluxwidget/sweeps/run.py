@@ -21,7 +21,7 @@ from ..schema import FluxLoraInput
 from .axes import SweepPlan
 from .cost import CONFIRM_ABOVE_USD, DEFAULT_PRICE, UnitPrice, estimate_cost
 from .report import export_run
-from .runner import DEFAULT_CONCURRENCY, SweepProgress, SweepRunner
+from .runner import DEFAULT_CONCURRENCY, StormPolicy, SweepProgress, SweepRunner
 
 if TYPE_CHECKING:
     from ..store.records import JobRecord
@@ -166,8 +166,9 @@ class SweepRun:
             self.confirmed = not self.runner.estimate.needs_confirmation(self.confirm_above)
 
     def _progress_changed(self) -> None:
-        if self.runner.stopped:
-            self._say(f"{self.runner.stopped} — {self.progress().describe()}")
+        notice = self.runner.notice  # stopped, or paused by a storm of refused submits
+        if notice:
+            self._say(f"{notice} — {self.progress().describe()}")
         else:
             self._say(self.progress().describe())
 
@@ -289,10 +290,12 @@ def prepare_sweep(
     export: bool = True,
     resubmit_unknown: bool = False,
     step_logs: bool = True,
+    storms: StormPolicy | None = None,
 ) -> R:
     """A `SweepRun` (of `run_class`) of `plan` on `client`, its run folder opened; not started.
 
-    Without a `price` the server's is asked for when the run is priced (`SweepRun.price`).
+    Without a `price` the server's is asked for when the run is priced (`SweepRun.price`);
+    `storms` says when refused submits pause or stop the run (`StormPolicy`).
     """
     runner = SweepRunner(
         client,
@@ -305,6 +308,7 @@ def prepare_sweep(
         cell_timeout=cell_timeout,
         resubmit_unknown=resubmit_unknown,
         step_logs=step_logs,
+        storms=storms,
     )
     return run_class(
         runner,

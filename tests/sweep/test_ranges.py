@@ -24,6 +24,9 @@ from fluxwidget.sweeps.ranges import MAX_VALUES, format_value, format_values, pa
         ("-1--3", int, [-1, -2, -3]),
         ("-2-2 (+0.5)", float, [-2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0]),
         ("5-1", int, [5, 4, 3, 2, 1]),
+        ("5-1 (-2)", int, [5, 3, 1]),  # a negative step agreeing with the bounds
+        ("5-1 (+2)", int, [5, 3, 1]),
+        ("3-3 (-1)", int, [3]),
         ("1-50 [4]", int, [1, 17, 34, 50]),
         ("7-9 [1]", int, [7]),
         ("1-3, 10, 20-30 (+5)", int, [1, 2, 3, 10, 20, 25, 30]),
@@ -51,6 +54,8 @@ def test_parse_values(text: str, kind: type, expected: list[Any]) -> None:
         ("", float, "empty value"),
         ("1-5 (0)", int, "step must not be 0"),
         ("1-5 [0]", int, "count must be"),
+        ("1-10 (-1)", int, "write '10-1' to count down"),
+        ("0.5-1.5 (-0.5)", float, "write '1.5-0.5' to count down"),
         (f"1-{MAX_VALUES + 1}", int, "more than"),
         ("nan", float, "is not a number"),
         ("maybe", bool, "not true or false"),

@@ -18,7 +18,8 @@ from fluxwidget.client.retries import RetryPolicy
 from fluxwidget.connect import emulator_client
 from fluxwidget.emulator import Emulator
 from fluxwidget.emulator.app import PRICE_PER_MEGAPIXEL
-from fluxwidget.sweeps.cost import DEFAULT_PRICE
+from fluxwidget.schema import FluxLoraInput
+from fluxwidget.sweeps.cost import DEFAULT_PRICE, estimate_cost
 
 FAST = RetryPolicy(max_attempts=2, initial_wait=0.01, max_wait=0.05)
 
@@ -61,7 +62,10 @@ async def test_emulator_serves_the_documented_price(emu: Emulator) -> None:
     async with FluxClient(api_key=emu.api_key, base_url=emu.url, journal=False) as client:
         assert client.config.platform_url == f"{emu.url}/v1"
         price = await fetch_unit_price(client)
-    assert price == UnitPrice(0.035, "megapixel", "the emulator's price")
+    source = "the emulator's price: nothing is billed"
+    assert price == UnitPrice(0.035, "megapixel", source, emulated=True)
+    assert price is not None
+    assert not estimate_cost([FluxLoraInput(prompt="x")] * 100, price).needs_confirmation()
     assert DEFAULT_PRICE.usd_per_unit == PRICE_PER_MEGAPIXEL
     assert ("GET", "/v1/models/pricing", 200) in emu.calls
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import sys
 import time
 from collections.abc import Callable, Coroutine, Sequence
@@ -51,9 +52,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The sub-command's own parser (for its usage line and its options)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            chosen: argparse.ArgumentParser = action.choices[name]
+            return chosen
+    return parser
+
+
+def unknown_options_message(command: argparse.ArgumentParser, extras: list[str]) -> str:
+    """What is wrong with options the command does not know, with a guess for each."""
+    known = [flag for flag in command._option_string_actions if flag.startswith("--")]
+    parts = []
+    for extra in extras:
+        flag = extra.split("=", 1)[0]
+        guess = difflib.get_close_matches(flag, known, n=1, cutoff=0.6) if flag[:1] == "-" else []
+        hint = f" (did you mean {guess[0]}?)" if guess else ""
+        parts.append(f"{extra}{hint}")
+    return "unrecognized arguments: " + ", ".join(parts)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a command; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:  # said by the sub-command, with its usage and a guess at what was meant
+        command = _command_parser(parser, args.command)
+        command.error(unknown_options_message(command, extras))
     if args.command == "emulator":
         from ..emulator import serve  # the server's packages load only for this command
 

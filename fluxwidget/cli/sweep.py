@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from ..client.pricing import fetch_unit_price
 from ..client.status import StatusUpdate
 from ..errors import MissingKeyError
 from ..store.records import JobRecord
+from ..store.runs import Run
 from ..sweeps.axes import plan_sweep
 from ..sweeps.cost import CONFIRM_ABOVE_USD, DEFAULT_PRICE, estimate_cost
 from ..sweeps.run import SweepRun, prepare_sweep
@@ -116,6 +118,15 @@ def _print_cells(plan: Any) -> None:
         print(f"  {cell.id}  {cell.title or '(base)'}  seed {cell.seed}")
 
 
+def _forget(run: SweepRun, new_folder: bool) -> None:
+    """A sweep refused before anything was sent leaves no folder behind (when it made it)."""
+    folder = run.runner.run.path
+    run.runner.run.release()
+    if new_folder:
+        shutil.rmtree(folder, ignore_errors=True)
+        print(f"fluxwidget: nothing was sent; {folder} was not kept", file=sys.stderr)
+
+
 async def run_sweep_command(args: argparse.Namespace) -> int:
     """Plan (validated before anything is sent), price, confirm, run, export."""
     if len(args.axis) > 3:
@@ -132,6 +143,7 @@ async def run_sweep_command(args: argparse.Namespace) -> int:
         _print_cells(plan)
         print(estimate_cost([cell.input for cell in plan.cells], price).describe())
         return 0
+    new_folder = args.out is None or not Run.is_run_folder(args.out)
     async with client_for(args) as client:
         run = prepare_sweep(
             client,
@@ -156,15 +168,17 @@ async def run_sweep_command(args: argparse.Namespace) -> int:
         confirmed = await run.price()
         print(runner.estimate.describe(), file=sys.stderr)
         if not confirmed:
+            answer = ""
             if not sys.stdin.isatty():
                 print(
                     f"fluxwidget: the estimate is above ${args.confirm_above:g}: "
                     "pass --yes to run it",
                     file=sys.stderr,
                 )
-                return 2
-            answer = await asyncio.to_thread(input, "Run it? [y/N] ")
+            else:
+                answer = await asyncio.to_thread(input, "Run it? [y/N] ")
             if answer.strip().lower() not in ("y", "yes"):
+                _forget(run, new_folder)
                 return 2
         bar = _Bar(runner, enabled=not args.quiet)
         runner.subscribe(on_cell=bar)

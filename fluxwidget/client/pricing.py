@@ -38,6 +38,8 @@ class UnitPrice:
     usd_per_unit: float
     unit: str = "megapixel"
     source: str = "default (documented price, may be out of date)"
+    emulated: bool = False
+    """The emulator's price: shown as fal's would be, but nothing is ever billed."""
 
     @property
     def per_megapixel(self) -> bool:
@@ -86,8 +88,8 @@ def unit_price_from_reply(
         unit = _UNITS.get(str(entry.get("unit", "")).strip().lower())
         currency = str(entry.get("currency", "USD")).upper()
         if usd is not None and unit is not None and currency == "USD":
-            source = "the emulator's price" if emulator else "fal's price"
-            return UnitPrice(usd, unit, source)
+            source = "the emulator's price: nothing is billed" if emulator else "fal's price"
+            return UnitPrice(usd, unit, source, emulated=emulator)
     return None
 
 

@@ -70,8 +70,9 @@ class CostEstimate:
     price: UnitPrice
 
     def needs_confirmation(self, threshold: float = CONFIRM_ABOVE_USD) -> bool:
-        """Whether the estimate is above the confirmation threshold."""
-        return self.usd > threshold
+        """Whether the estimate is above the confirmation threshold (never on the emulator,
+        which bills nothing)."""
+        return self.usd > threshold and not self.price.emulated
 
     def describe(self) -> str:
         """E.g. ``9 cells × 1 image · 9 MP · ≈ $0.32 (estimate, $0.035/MP, default ...)``."""

@@ -13,7 +13,7 @@ import json
 import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,10 @@ __all__ = [
     "write_exports",
 ]
 
-DEFAULT_MAX_PIXELS = 40_000_000
+DEFAULT_MAX_PIXELS = 16_000_000
+"""A grid image's pixel cap (4000 × 4000): a bigger grid is split into several images by rows."""
+DEFAULT_MAX_TILE_SIDE = 512
+"""The longer side of one image in a grid image (the full images are in the run folder)."""
 """Largest grid image, in pixels; tiles are scaled down to stay under it."""
 
 _BACKGROUND = (255, 255, 255)
@@ -177,6 +180,10 @@ def _open(cell: ExportCell) -> Image.Image | None:
     return None
 
 
+def _named(axis: str | None, value: str) -> str:
+    return f"{axis}: {value}" if axis and value else value
+
+
 @dataclass
 class _Geometry:
     scale: float
@@ -200,8 +207,11 @@ def _geometry(layout: GridLayout, z: int, tile: tuple[int, int], scale: float) -
     font = _font(font_size)
     line, pad = _line_height(font), max(4, font_size // 2)
     row_width = max(120, min(tw, 400))
-    head_lines = [_wrap(v, font, tw - 2 * pad, 3) for v in layout.x_values]
-    row_lines = [_wrap(v, font, row_width - 2 * pad, 6) for v in layout.y_values]
+    # each label names its axis, as Automatic1111 writes them ("guidance_scale: 3.5")
+    head_lines = [_wrap(_named(layout.x_label, v), font, tw - 2 * pad, 3) for v in layout.x_values]
+    row_lines = [
+        _wrap(_named(layout.y_label, v), font, row_width - 2 * pad, 6) for v in layout.y_values
+    ]
     has_rows = layout.y_label is not None
     row_w = (
         max((int(font.getlength(s)) for lines in row_lines for s in lines), default=0) + 2 * pad
@@ -289,6 +299,8 @@ def grid_image(
         if loaded
         else _FALLBACK_TILE
     )
+    shrink = min(1.0, DEFAULT_MAX_TILE_SIDE / max(tile))
+    tile = (max(16, round(tile[0] * shrink)), max(16, round(tile[1] * shrink)))
     g = _fit(layout, z, tile, max_pixels)
     canvas = Image.new("RGB", g.size, _BACKGROUND)
     draw = ImageDraw.Draw(canvas)
@@ -332,8 +344,34 @@ def grid_image(
 def grid_images(
     cells: Sequence[ExportCell], layout: GridLayout, *, max_pixels: int = DEFAULT_MAX_PIXELS
 ) -> list[Image.Image]:
-    """One grid image per Z value."""
-    return [grid_image(cells, layout, z=z, max_pixels=max_pixels) for z in range(layout.shape[2])]
+    """One grid image per Z value, each split by rows into several when it cannot fit in
+    `max_pixels` (so no image hits a viewer's or a format's size limit)."""
+    out: list[Image.Image] = []
+    for z in range(layout.shape[2]):
+        out.extend(_split_rows(cells, layout, z, max_pixels))
+    return out
+
+
+def _split_rows(
+    cells: Sequence[ExportCell], layout: GridLayout, z: int, max_pixels: int
+) -> list[Image.Image]:
+    try:
+        return [grid_image(cells, layout, z=z, max_pixels=max_pixels)]
+    except ValueError:
+        ny = layout.shape[1]
+        if ny < 2:
+            raise
+    half = ny // 2
+    parts = []
+    for rows in (range(half), range(half, ny)):
+        part = replace(layout, y_values=tuple(layout.y_values[r] for r in rows))
+        moved = [
+            replace(c, coords=(c.coords[0], c.coords[1] - rows.start, c.coords[2]))
+            for c in cells
+            if c.coords[1] in rows
+        ]
+        parts.extend(_split_rows(moved, part, z, max_pixels))
+    return parts
 
 
 # --- the HTML report ----------------------------------------------------------------------------
@@ -458,7 +496,8 @@ def write_exports(
     summary: Sequence[str] = (),
     max_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> list[Path]:
-    """Write ``grid.jpg`` (``grid-z1.jpg``, ... with several Z values) and ``report.html`` into
+    """Write ``grid.jpg`` (``grid-z1.jpg``, ... with several Z values, or a grid too big for one
+    image split by rows) and ``report.html`` into
     `folder`, each atomically; returns their paths."""
     root = Path(folder)
     root.mkdir(parents=True, exist_ok=True)

@@ -105,7 +105,7 @@ def test_pixel_cap_scales_tiles_down(tmp_path: Path) -> None:
     ]
     layout = GridLayout.from_plan(plan)
     full = grid_image(cells, layout)
-    assert full.width > 6 * 1024
+    assert 6 * 400 < full.width < 6 * 600  # tiles capped at DEFAULT_MAX_TILE_SIDE (512)
     capped = grid_image(cells, layout, max_pixels=2_000_000)
     assert capped.width * capped.height <= 2_000_000
     assert capped.width < full.width
@@ -183,3 +183,25 @@ def test_the_prompt_is_not_written_twice_when_it_is_the_title(tmp_path: Path) ->
     other_title = grid_image(cells, GridLayout.from_plan(plan, title="a cat"))
     assert as_title.width == other_title.width
     assert as_title.height < other_title.height  # one legend line fewer
+
+
+def test_a_grid_too_big_for_one_image_is_split_by_rows_and_tiles_are_capped(
+    tmp_path: Path,
+) -> None:
+    from PIL import Image
+
+    from fluxwidget.sweeps.export import DEFAULT_MAX_TILE_SIDE, ExportCell, GridLayout, grid_images
+
+    big = tmp_path / "big.png"
+    Image.new("RGB", (1024, 1024), (200, 30, 30)).save(big)
+    layout = GridLayout("seed", tuple(str(i) for i in range(4)), "guidance", ("1", "2", "3", "4"))
+    cells = [
+        ExportCell(f"c{x}{y}", (x, y, 0), {}, {}, state="done", image_path=big)
+        for x in range(4)
+        for y in range(4)
+    ]
+    (one,) = grid_images(cells, layout)
+    assert max(one.size) < 4 * DEFAULT_MAX_TILE_SIDE + 1000  # tiles capped, not 1024 px each
+    parts = grid_images(cells, layout, max_pixels=20_000)
+    assert len(parts) > 1  # split by rows instead of failing
+    assert all(part.width * part.height <= 20_000 for part in parts)

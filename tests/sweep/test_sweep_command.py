@@ -117,3 +117,64 @@ def test_a_sweep_killed_midway_resumes_with_every_image_and_nothing_paid_twice(
     for row in manifest["jobs"]:
         (image,) = row["images"]
         assert read_metadata(out / image["file"])["request_id"] == row["request_id"]  # type: ignore[index]
+
+
+def test_a_resumed_sweep_reports_the_whole_runs_totals(tmp_path: Path) -> None:
+    out = tmp_path / "fox"
+    command = [sys.executable, "-m", "fluxwidget", "sweep", "a fox", "--image-size", "64x64",
+               "--steps", "2", "--axis", "seed=1,2", "--emulator", "--quiet",
+               "--out", str(out)]  # fmt: skip
+    first = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    report = (out / "report.html").read_text()
+    assert "2/2 done" in report
+    assert "the whole sweep: 2 cells" in report  # not "0 cells ≈ $0.00" after a resume
+    assert oct((out / "report.html").stat().st_mode & 0o777) == oct(0o666 & ~_umask())
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def test_an_unknown_option_names_the_command_and_guesses() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "fluxwidget", "sweep", "x", "--guidanse-scale", "3"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "usage: fluxwidget sweep" in done.stderr
+    assert "did you mean --guidance-scale?" in done.stderr
+
+
+def test_a_sweep_refused_for_its_cost_leaves_no_folder(tmp_path: Path) -> None:
+    with Emulator(seconds_per_step=0.001) as emu:
+        env = {
+            **os.environ,
+            "FAL_KEY": emu.api_key,
+            "FLUXWIDGET_PLATFORM_URL": "http://127.0.0.1:9/v1",
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "fluxwidget", "sweep", "a fox", "--axis", "seed=1-40",
+             "--base-url", emu.url, "--out", str(tmp_path / "pricey"), "--quiet"],
+            capture_output=True, text=True, timeout=60, env=env, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        submits = emu.submit_count
+    assert done.returncode == 2
+    assert "pass --yes" in done.stderr
+    assert not (tmp_path / "pricey").exists()
+    assert submits == 0
+
+
+def test_on_the_emulator_no_confirmation_is_needed(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "fluxwidget", "sweep", "a fox", "--axis", "seed=1-40",
+         "--image-size", "64x64", "--steps", "1", "--emulator", "--quiet",
+         "--out", str(tmp_path / "free")],
+        capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "nothing is billed" in done.stderr

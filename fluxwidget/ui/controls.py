@@ -247,7 +247,9 @@ class ParameterForm:
         self.problems: list[FieldProblem] = []
         error_layout = shared_layout(margin="0 0 0 4px")
         self.errors: dict[str, widgets.HTML] = {
-            name: widgets.HTML(layout=error_layout) for name in _FIELDS
+            name: widgets.HTML(layout=error_layout)
+            for name in _FIELDS
+            if name not in IMAGE_FIELDS  # a picker has its own error line
         }
 
         prompt = FluxLoraInput.model_fields["prompt"]

@@ -141,6 +141,16 @@ class ImagePicker:
         self._check()
 
     @property
+    def description(self) -> str:
+        """The field's label (the schema's title)."""
+        return str(self.text.description)
+
+    @property
+    def tooltip(self) -> str:
+        """The field's tooltip (the schema's description)."""
+        return str(self.text.tooltip)
+
+    @property
     def value(self) -> str:
         """The field's value (a path, a URL or a data: URI), stripped."""
         return str(self.text.value).strip()

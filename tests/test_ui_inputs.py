@@ -175,7 +175,7 @@ async def test_a_browser_upload_lands_in_inputs_and_becomes_image_url(panel: Flu
     assert panel.runs_folder is not None
     saved = Path(picker.value)
     assert saved.parent == panel.runs_folder.path / "inputs"
-    assert saved.read_bytes() == data
+    assert await asyncio.to_thread(saved.read_bytes) == data
     assert saved.suffix == ".png"
     assert panel.params.image_url == str(saved)  # type: ignore[attr-defined]
     # a preview thumbnail of at most 256 px, and the image's size
@@ -199,7 +199,8 @@ def test_save_input_refuses_non_images(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not an image"):
         save_input(tmp_path, b"hello")
     path = save_input(tmp_path, png((10, 10)), prefix="mask-")
-    assert path.name.startswith("mask-") and path.parent.name == "inputs"
+    assert path.name.startswith("mask-")
+    assert path.parent.name == "inputs"
     assert inspect_image(path.read_bytes()).width == 10
 
 
@@ -236,7 +237,8 @@ def test_the_painter_rasterises_strokes_at_the_image_full_size() -> None:
         assert mask.getpixel((600, 400)) == 0  # erased
         painter._received(painter, {"kind": "invert"}, [])
         mask = Image.open(io.BytesIO(painter.mask_png()))
-        assert mask.getpixel((10, 10)) == 255 and mask.getpixel((600, 400)) == 255
+        assert mask.getpixel((10, 10)) == 255
+        assert mask.getpixel((600, 400)) == 255
         assert mask.getpixel((300, 400)) == 0
         painter._received(painter, {"kind": "clear"}, [])
         assert not painter.painted
@@ -262,9 +264,11 @@ async def test_painting_writes_the_mask_into_inputs_as_mask_url(
     assert mask_path.name.startswith("mask-")
     mask = Image.open(mask_path)
     assert mask.size == (640, 480)
-    assert mask.getpixel((320, 240)) == 255 and mask.getpixel((600, 40)) == 0
+    assert mask.getpixel((320, 240)) == 255
+    assert mask.getpixel((600, 40)) == 0
     params = panel.params
-    assert isinstance(params, InpaintingInput) and params.mask_url == str(mask_path)
+    assert isinstance(params, InpaintingInput)
+    assert params.mask_url == str(mask_path)
     # a new input image starts a new (empty) mask: the painted one is dropped
     other = photo.with_name("other.png")
     other.write_bytes(png((300, 200), "navy"))

@@ -9,6 +9,7 @@ Seeds are text: a 64-bit seed does not survive a JavaScript number.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, get_args, get_origin
 
@@ -334,7 +335,8 @@ class ParameterForm:
             if name not in {"prompt", "image_size", "seed", *IMAGE_FIELDS}:
                 control.observe(self._changed, "value")
         self.pickers["image_url"].on_change(self._image_changed)
-        self.pickers["mask_url"].on_change(self._changed)
+        self.pickers["mask_url"].show_preview = False  # the painter shows the mask
+        self.pickers["mask_url"].on_change(self._mask_changed)
         self.mode.observe(self._mode_switched, "value")
         self.loras.on_change(self._changed)
         self._show_custom_size()
@@ -552,6 +554,19 @@ class ParameterForm:
         if self.painted_mask is not None and mask.value == self.painted_mask:
             self.painted_mask = None
             mask.value = ""  # the painted mask belonged to the previous image
+        self._changed()
+
+    def _mask_changed(self, picker: ImagePicker) -> None:
+        """A mask given as a file (not the one painted here): the painter shows it to edit."""
+        image = picker.image
+        painter = self.mask_painter
+        if (
+            image is not None
+            and picker.value != self.painted_mask
+            and painter.size == (image.width, image.height)
+        ):
+            with contextlib.suppress(ValueError, OSError):
+                painter.load_mask(picker.read_bytes())
         self._changed()
 
     def _show_custom_size(self) -> None:

@@ -122,6 +122,8 @@ class ImagePicker:
         self.preview = widgets.Image(format="jpeg", layout=widgets.Layout(display="none"))
         self.note = widgets.HTML()
         self.error = widgets.HTML(layout=shared_layout(margin="0 0 0 4px"))
+        self.show_preview = True
+        """False: no preview under the field (the mask's: the painter shows it)."""
         self.problem: str | None = None
         """Why the current value cannot be used (shown next to the field), or None."""
         self.image: InputImage | None = None
@@ -174,6 +176,15 @@ class ImagePicker:
         else:
             self.note.value = muted(text) if text else ""
 
+    def read_bytes(self) -> bytes:
+        """The image's bytes (a local file or a data: URI); ValueError for a URL or nothing."""
+        value = self.value
+        if value.startswith("data:"):
+            return images.decode_data_uri(value)[0]
+        if not value or _URL.match(value):
+            raise ValueError("not a local image")
+        return read_local_image(value)[0]
+
     def refresh(self) -> None:
         """Check the value again (the file may have changed) and tell the listeners."""
         self._typed()
@@ -205,11 +216,12 @@ class ImagePicker:
             except (ValueError, OSError) as exc:
                 self.problem = str(exc) if str(exc) else "cannot be read"
         if self.image is not None:
-            self.preview.value = self.image.thumbnail
-            self.preview.layout.display = None
             note = f"{self.image.width}×{self.image.height}"
             if is_local_path(value):
                 note += " · a local file: uploaded to fal when you generate"
+        if self.image is not None and self.show_preview:
+            self.preview.value = self.image.thumbnail
+            self.preview.layout.display = None
         else:
             self.preview.value = b""
             self.preview.layout.display = "none"

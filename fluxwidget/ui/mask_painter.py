@@ -86,6 +86,17 @@ class MaskPainter(anywidget.AnyWidget):
             self.message = ""
         self._changed(notify=False)
 
+    def load_mask(self, data: bytes) -> None:
+        """Show (and edit) an existing mask of the image's size, e.g. one uploaded; ValueError
+        when it is not an image of that size. Listeners are not called (nothing new to save)."""
+        if self._mask is None:
+            raise ValueError("no input image: nothing to paint a mask on")
+        with Image.open(io.BytesIO(data)) as image:
+            if image.size != self._mask.size:
+                raise ValueError(f"the mask is {image.size}, the image {self._mask.size}")
+            self._mask = image.convert("L").point(lambda v: 255 if v >= 128 else 0)
+        self._changed(notify=False)
+
     def unset_image(self, message: str = "") -> None:
         """Nothing to paint on (no image, or one given only by URL): say `message`."""
         self._mask = None

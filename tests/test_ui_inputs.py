@@ -393,3 +393,29 @@ def test_form_alone_has_no_store_and_says_so() -> None:
         assert picker.upload.value == ()
     finally:
         form.close()
+
+
+def test_strength_slider_snaps_to_the_value_not_float_noise() -> None:
+    form = ParameterForm()
+    try:
+        strength = form.controls["strength"]
+        strength.slider.value = 0.01 + 84 * 0.01  # what a browser slider sends: 0.85000…01
+        assert strength.value == 0.85
+    finally:
+        form.close()
+
+
+async def test_a_mask_file_of_the_image_size_shows_in_the_painter(
+    panel: FluxPanel, photo: Path
+) -> None:
+    mask = Image.new("L", (640, 480), 0)
+    mask.paste(255, (0, 0, 320, 480))  # the left half
+    path = photo.with_name("mask.png")
+    await asyncio.to_thread(mask.save, path)
+    panel.set(prompt="x", image_url=str(photo), mask_url=str(path))
+    painter = panel.mask_painter
+    assert painter.painted
+    shown = Image.open(io.BytesIO(painter.mask_png()))
+    assert shown.getpixel((10, 10)) == 255
+    assert shown.getpixel((630, 10)) == 0
+    assert panel.form.pickers["mask_url"].preview.layout.display == "none"  # the painter shows it

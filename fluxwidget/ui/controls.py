@@ -192,8 +192,11 @@ class NumberField:
         self.text.observe(handler, name)
 
     def _slid(self, change: dict[str, Any]) -> None:
-        if self.text.value != change["new"]:
-            self.text.value = change["new"]
+        value = change["new"]
+        if not self.integer:
+            value = round(value, 9)  # a browser slider snaps to 0.8500000000000001
+        if self.text.value != value:
+            self.text.value = value
 
     def _typed(self, change: dict[str, Any]) -> None:
         value = change["new"]

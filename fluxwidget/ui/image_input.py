@@ -119,7 +119,9 @@ class ImagePicker:
             tooltip="Upload an image from this computer (saved in the run folder's inputs/)",
             layout=shared_layout(width="96px"),
         )
-        self.preview = widgets.Image(format="jpeg", layout=widgets.Layout(display="none"))
+        self.preview = widgets.Image(
+            format="jpeg", layout=widgets.Layout(display="none", max_width="160px", margin="2px")
+        )
         self.note = widgets.HTML()
         self.error = widgets.HTML(layout=shared_layout(margin="0 0 0 4px"))
         self.show_preview = True

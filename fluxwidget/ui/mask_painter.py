@@ -14,6 +14,7 @@ or a saved notebook shows the same mask. The full-size mask lives in Python only
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -141,10 +142,11 @@ class MaskPainter(anywidget.AnyWidget):
         ]
         fill = 0 if erase else 255
         draw = ImageDraw.Draw(self._mask)
-        if len(scaled) > 1:
-            draw.line(scaled, fill=fill, width=max(1, round(diameter)), joint="curve")
         radius = diameter / 2
-        for x, y in scaled:  # round caps, and a dot for a click
+        # the brush stamped densely along the path (no line: a line's edge and the round caps
+        # round differently, which leaves bumps at every point); a stamp at most every
+        # radius/4, so the edge's scallops stay under 1 % of the radius
+        for x, y in _stamps(scaled, max(radius / 4, 0.5)):
             draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=fill)
         self._changed()
 
@@ -198,6 +200,23 @@ class MaskPainter(anywidget.AnyWidget):
             self.invert()
         elif kind == "clear":
             self.clear()
+
+
+MAX_STAMPS = 20_000
+"""Brush stamps of one stroke at most (the spacing grows for a very long, thin stroke)."""
+
+
+def _stamps(points: Sequence[tuple[float, float]], spacing: float) -> list[tuple[float, float]]:
+    """Points along the polyline `points`, about `spacing` apart (the ends included)."""
+    length = sum(math.dist(a, b) for a, b in itertools.pairwise(points))
+    spacing = max(spacing, length / MAX_STAMPS)
+    out = [points[0]]
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        count = max(1, math.ceil(math.dist((x0, y0), (x1, y1)) / spacing))
+        out += [
+            (x0 + (x1 - x0) * n / count, y0 + (y1 - y0) * n / count) for n in range(1, count + 1)
+        ]
+    return out
 
 
 def _points(raw: Any) -> list[tuple[float, float]]:

@@ -520,6 +520,7 @@ class FluxPanel:
             await aclose()
 
     def _job_failed(self, job: Job, exc: BaseException) -> None:
+        self._input_tiles.pop(job.number, None)
         if not job.reported:
             job.reported = True
             job.row.show(error_text(exc), "error")

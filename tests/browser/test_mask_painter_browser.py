@@ -1,6 +1,7 @@
-"""The inpainting mask painter in real JupyterLab at 1280×900: a panel in inpaint mode, a
-mouse stroke over the mask canvas, and the kernel's mask file (the image's full size) white
-where the stroke went. The screenshot goes to ``artifacts/browser/lab-mask-painter.png``."""
+"""The inpainting mask painter in real JupyterLab (and Notebook 7) at 1280×900: a panel in
+inpaint mode, a mouse stroke over the mask canvas, and the kernel's mask file (the image's full
+size) white where the stroke went. Screenshots go to ``artifacts/browser/<flavour>-mask-painter
+(-top).png``."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from .test_panel_browser import KERNEL_TIMEOUT_MS, VIEWPORT, run_all_cells, wait
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
-    from .conftest import JupyterServerFactory
+    from .conftest import Flavour, JupyterServerFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(180)]
 
@@ -41,8 +42,13 @@ def masks(root: Path) -> list[Path]:
     return sorted((root / "runs").glob("*/inputs/mask-*.png"))
 
 
+@pytest.mark.parametrize("flavour", ["lab", "notebook"])
 def test_a_stroke_over_the_canvas_paints_the_full_size_mask(
-    page: Page, tmp_path: Path, jupyter_factory: JupyterServerFactory, artifacts_dir: Path
+    flavour: Flavour,
+    page: Page,
+    tmp_path: Path,
+    jupyter_factory: JupyterServerFactory,
+    artifacts_dir: Path,
 ) -> None:
     root = tmp_path / "root"
     root.mkdir()
@@ -53,10 +59,12 @@ def test_a_stroke_over_the_canvas_paints_the_full_size_mask(
     )
     notebook.cells = [nbformat.v4.new_code_cell(SETUP)]
     nbformat.write(notebook, root / "inpaint.ipynb")
-    server = jupyter_factory("lab", root)
+    server = jupyter_factory(flavour, root)
+    name = f"{flavour}-mask-painter"
     try:
         page.set_viewport_size(VIEWPORT)
-        page.goto(server.url + "/lab/tree/inpaint.ipynb", wait_until="domcontentloaded")
+        path = "/lab/tree/inpaint.ipynb" if flavour == "lab" else "/notebooks/inpaint.ipynb"
+        page.goto(server.url + path, wait_until="domcontentloaded")
         wait_for_idle_kernel(page)
         run_all_cells(page)
         canvas = page.locator(".fw-mask-canvas").first
@@ -66,7 +74,7 @@ def test_a_stroke_over_the_canvas_paints_the_full_size_mask(
             "() => { const c = document.querySelector('.fw-mask-canvas');"
             " return c && c.width > 0 && c.getBoundingClientRect().height > 0; }"
         )
-        page.screenshot(path=str(artifacts_dir / "lab-mask-painter-top.png"))
+        page.screenshot(path=str(artifacts_dir / f"{name}-top.png"))
         canvas.scroll_into_view_if_needed()
         box = canvas.bounding_box()
         assert box is not None
@@ -102,8 +110,8 @@ def test_a_stroke_over_the_canvas_paints_the_full_size_mask(
         # the mask is the panel's mask_url: shown in the mask field
         field = page.locator("input[placeholder='path or https:// URL']").nth(1)
         assert "mask-" in field.input_value()
-        page.screenshot(path=str(artifacts_dir / "lab-mask-painter.png"))
+        page.screenshot(path=str(artifacts_dir / f"{name}.png"))
     except Exception:
-        page.screenshot(path=str(artifacts_dir / "lab-mask-painter-failure.png"))
+        page.screenshot(path=str(artifacts_dir / f"{name}-failure.png"))
         print(server.log_tail())
         raise

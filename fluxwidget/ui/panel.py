@@ -94,7 +94,6 @@ class FluxPanel:
         self.keys = KeyBox(self.use_key)
         self.form = ParameterForm(store=self._store_upload)
         self.form.mask_painter.on_change(self._mask_painted)
-        self._mask_version = 0
         self._input_tiles: dict[int, list[tuple[str, GalleryImage]]] = {}
         self.generate_button = widgets.Button(
             description="Generate",
@@ -213,17 +212,14 @@ class FluxPanel:
         raise InputError and change nothing.
         """
         values: dict[str, Any] = {}
+        base: type[FluxLoraInput] = self.form.model
         if isinstance(input, FluxLoraInput):
             values.update(_fields(input))
-            target: type[FluxLoraInput] = type(input)
-        else:
-            if input is not None:
-                values.update(input)
-            values.update(params)
-            target = _more_specific(self.form.model, model_for_fields(values))
-        if isinstance(input, FluxLoraInput):
-            values.update(params)
-            target = _more_specific(target, model_for_fields(params))
+            base = type(input)
+        elif input is not None:
+            values.update(input)
+        values.update(params)
+        target = _more_specific(base, model_for_fields(values))
         stand_ins = {"prompt": "placeholder"}
         if issubclass(target, ImageToImageInput):
             stand_ins["image_url"] = _PLACEHOLDER_IMAGE

@@ -10,6 +10,7 @@ from fluxwidget.schema import (
     PRESET_SIZES,
     FluxLoraInput,
     ImageSize,
+    InpaintingInput,
     InputError,
     LoraWeight,
     numeric_range,
@@ -29,9 +30,10 @@ def form() -> ParameterForm:
 def test_every_field_has_a_control_with_schema_title_tooltip_and_default(
     form: ParameterForm,
 ) -> None:
-    assert set(form.controls) | {"loras"} == set(FIELDS)
+    family = InpaintingInput.model_fields  # every mode's fields (image, strength, mask)
+    assert set(form.controls) | {"loras"} == set(family)
     for name, control in form.controls.items():
-        info = FIELDS[name]
+        info = FIELDS.get(name) or family[name]
         assert control.description == info.title, name
         assert control.tooltip.startswith(info.description), name
     defaults = form.raw()

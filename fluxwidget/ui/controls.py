@@ -9,6 +9,7 @@ Seeds are text: a 64-bit seed does not survive a JavaScript number.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, get_args, get_origin
 
@@ -20,19 +21,26 @@ from ..schema import (
     FieldProblem,
     FluxLoraInput,
     ImageSize,
+    ImageToImageInput,
+    InpaintingInput,
     InputError,
     LoraWeight,
     numeric_range,
     validate_input,
 )
 from ._widgets import close_tree, error_html, shared_layout
+from .image_input import ImagePicker, StoreUpload
 from .lora_editor import LoraEditor
+from .mask_painter import MaskPainter
 
 __all__ = [
     "CUSTOM_SIZE",
+    "INPUT_MODES",
     "MAX_SEED",
+    "SAME_SIZE",
     "NumberField",
     "ParameterForm",
+    "mode_of",
     "parse_seed",
     "size_label",
     "size_options",
@@ -44,7 +52,39 @@ MAX_SEED = 2**64 - 1
 CUSTOM_SIZE = "custom"
 """The image-size dropdown value that shows the width and height fields."""
 
-_FIELDS = FluxLoraInput.model_fields
+SAME_SIZE = "same"
+"""The image-size dropdown value (image → image, inpaint) for "the input image's size"."""
+
+INPUT_MODES: dict[str, type[FluxLoraInput]] = {
+    "text-to-image": FluxLoraInput,
+    "image-to-image": ImageToImageInput,
+    "inpainting": InpaintingInput,
+}
+"""The panel's input modes: each one a member of the flux-lora family (its model and endpoint)."""
+MODE_LABELS = (
+    ("text → image", "text-to-image"),
+    ("image → image", "image-to-image"),
+    ("inpaint", "inpainting"),
+)
+_MODE_TIPS = (
+    "Text to image (fal-ai/flux-lora)",
+    "Start from an input image (fal-ai/flux-lora/image-to-image)",
+    "Repaint the masked part of an input image (fal-ai/flux-lora/inpainting)",
+)
+IMAGE_FIELDS = ("image_url", "mask_url")
+"""The fields given by an ImagePicker (a path, URL or data: URI)."""
+
+
+def mode_of(model: type[FluxLoraInput]) -> str:
+    """The input mode of a model of the flux-lora family (its closest parent's mode)."""
+    for mode, member in reversed(INPUT_MODES.items()):
+        if issubclass(model, member):
+            return mode
+    return "text-to-image"
+
+
+_FIELDS = InpaintingInput.model_fields
+"""Every field of the family (the inpainting input holds them all): one control each."""
 FORM_WIDTH = "416px"
 """Width of the prompt and of the two-column grid of the smaller fields."""
 
@@ -61,6 +101,11 @@ def size_label(name: str) -> str:
 def size_options() -> list[tuple[str, str]]:
     """The image-size dropdown's (label, value) pairs: the presets, then Custom…."""
     return [(size_label(name), name) for name in PRESET_SIZES] + [("Custom…", CUSTOM_SIZE)]
+
+
+def size_default() -> str:
+    """The text-to-image default size preset."""
+    return str(FluxLoraInput.model_fields["image_size"].default)
 
 
 def parse_seed(text: str) -> int | str | None:
@@ -147,8 +192,11 @@ class NumberField:
         self.text.observe(handler, name)
 
     def _slid(self, change: dict[str, Any]) -> None:
-        if self.text.value != change["new"]:
-            self.text.value = change["new"]
+        value = change["new"]
+        if not self.integer:
+            value = round(value, 9)  # a browser slider snaps to 0.8500000000000001
+        if self.text.value != value:
+            self.text.value = value
 
     def _typed(self, change: dict[str, Any]) -> None:
         value = change["new"]
@@ -164,8 +212,9 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def build_control(name: str, info: FieldInfo) -> Any:
-    """The control for a plain field (bool, Literal choices, bounded int or float, text)."""
+def build_control(name: str, info: FieldInfo, model: type[FluxLoraInput] = FluxLoraInput) -> Any:
+    """The control for a plain field (bool, Literal choices, bounded int or float, text) of
+    `model` (the ranges are read from it)."""
     annotation = info.annotation
     default = info.get_default(call_default_factory=True)
     common = _common(info, name)
@@ -180,11 +229,12 @@ def build_control(name: str, info: FieldInfo) -> Any:
             layout=shared_layout(width="196px"),
             **common,
         )
-    bounds = numeric_range(FluxLoraInput, name)
+    bounds = numeric_range(model, name)
     if annotation is int and bounds is not None:
         return NumberField(name, info, default, bounds, integer=True)
     if annotation is float and bounds is not None:
-        return NumberField(name, info, default, bounds, integer=False, step=0.1)
+        step = 0.01 if bounds[1] - bounds[0] <= 1 else 0.1  # strength: 0.01–1
+        return NumberField(name, info, default, bounds, integer=False, step=step)
     if annotation is str:
         return widgets.Text(value=default or "", **common)
     raise TypeError(f"no control for field {name!r} of type {annotation!r}")
@@ -193,16 +243,20 @@ def build_control(name: str, info: FieldInfo) -> Any:
 class ParameterForm:
     """Every input of flux-lora as a control, with inline errors and a validity flag."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, store: StoreUpload | None = None) -> None:
+        """`store(picker, data, name)`: what to do with an image uploaded in the browser (the
+        panel writes it into its run folder and puts the path into the picker)."""
         self._callbacks: list[Callable[[list[FieldProblem]], None]] = []
         self._applying = False
         self.problems: list[FieldProblem] = []
         error_layout = shared_layout(margin="0 0 0 4px")
         self.errors: dict[str, widgets.HTML] = {
-            name: widgets.HTML(layout=error_layout) for name in _FIELDS
+            name: widgets.HTML(layout=error_layout)
+            for name in _FIELDS
+            if name not in IMAGE_FIELDS  # a picker has its own error line
         }
 
-        prompt = _FIELDS["prompt"]
+        prompt = FluxLoraInput.model_fields["prompt"]
         self.prompt = widgets.Textarea(
             placeholder="Describe the image…",
             rows=3,
@@ -210,7 +264,7 @@ class ParameterForm:
             **_common(prompt, "prompt"),
         )
 
-        size = _FIELDS["image_size"]
+        size = FluxLoraInput.model_fields["image_size"]
         self.image_size = widgets.Dropdown(
             options=size_options(),
             value=size.get_default(),
@@ -223,7 +277,7 @@ class ParameterForm:
             [self.width, self.height], layout=widgets.Layout(display="none")
         )
 
-        seed = _FIELDS["seed"]
+        seed = FluxLoraInput.model_fields["seed"]
         self.seed = widgets.Text(
             value="",
             placeholder="random",
@@ -241,20 +295,52 @@ class ParameterForm:
             layout=shared_layout(width="100px"),
         )
 
+        self.mode = widgets.ToggleButtons(
+            options=MODE_LABELS,
+            value="text-to-image",
+            tooltips=list(_MODE_TIPS),
+            style=widgets.ToggleButtonsStyle(button_width="auto"),
+            layout=shared_layout(margin="0 0 4px 0"),
+        )
+        self.pickers: dict[str, ImagePicker] = {
+            name: ImagePicker(
+                name, _FIELDS[name].title or name, _FIELDS[name].description or "", store=store
+            )
+            for name in IMAGE_FIELDS
+        }
+        for name, picker in self.pickers.items():
+            self.errors[name] = picker.error  # one error line per field: the picker's
+        self.mask_painter = MaskPainter()
+        self.painted_mask: str | None = None
+        """The mask file the painter wrote last (cleared when the input image changes)."""
+
         self.loras = LoraEditor()
         self.controls: dict[str, Any] = {
-            name: build_control(name, info)
+            name: build_control(name, info, InpaintingInput)
             for name, info in _FIELDS.items()
-            if name not in {"prompt", "image_size", "seed", "loras"}
+            if name not in {"prompt", "image_size", "seed", "loras", *IMAGE_FIELDS}
         }
         self.controls.update(prompt=self.prompt, image_size=self.image_size, seed=self.seed)
+        self.controls.update(self.pickers)
+        self.image_row = widgets.VBox(
+            [self.pickers["image_url"].box, self._number_row("strength")],
+            layout=widgets.Layout(display="none"),
+        )
+        self.mask_row = widgets.VBox(
+            [self.pickers["mask_url"].box, self.mask_painter],
+            layout=widgets.Layout(display="none"),
+        )
         self.widget = self._layout()
 
         for control in (self.prompt, self.image_size, self.width, self.height, self.seed):
             control.observe(self._changed, "value")
         for name, control in self.controls.items():
-            if name not in {"prompt", "image_size", "seed"}:
+            if name not in {"prompt", "image_size", "seed", *IMAGE_FIELDS}:
                 control.observe(self._changed, "value")
+        self.pickers["image_url"].on_change(self._image_changed)
+        self.pickers["mask_url"].show_preview = False  # the painter shows the mask
+        self.pickers["mask_url"].on_change(self._mask_changed)
+        self.mode.observe(self._mode_switched, "value")
         self.loras.on_change(self._changed)
         self._show_custom_size()
         self.validate_inline()
@@ -285,7 +371,10 @@ class ParameterForm:
     def _layout(self) -> widgets.VBox:
         c = self.controls
         rows: list[widgets.Widget] = [
+            self.mode,
             self._row("prompt", self.prompt),
+            self.image_row,
+            self.mask_row,
             self._row("image_size", self.image_size, self.custom_size),
             self._number_row("num_inference_steps"),
             self._number_row("guidance_scale"),
@@ -294,7 +383,7 @@ class ParameterForm:
             self._row("loras", self.loras.box),
         ]
         placed = {"prompt", "image_size", "num_inference_steps", "guidance_scale", "num_images"}
-        placed |= {"seed", "loras"}
+        placed |= {"seed", "loras", "strength", *IMAGE_FIELDS}
         rest = [name for name in _FIELDS if name not in placed]
         # two fixed columns (never floats: Notebook 7 lays it out like JupyterLab)
         cells = [widgets.HBox([c[name], self.errors[name]]) for name in rest]
@@ -310,12 +399,19 @@ class ParameterForm:
 
     # --- values ---------------------------------------------------------------------------
 
+    @property
+    def model(self) -> type[FluxLoraInput]:
+        """The input model of the chosen mode (FluxLoraInput, ImageToImageInput, ...)."""
+        return INPUT_MODES[self.mode.value]
+
     def raw(self) -> dict[str, Any]:
-        """The form's values as a dict, not yet validated."""
+        """The form's values (the chosen mode's fields) as a dict, not yet validated."""
         values: dict[str, Any] = {}
-        for name in _FIELDS:
+        for name in self.model.model_fields:
             if name == "image_size":
-                if self.image_size.value == CUSTOM_SIZE:
+                if self.image_size.value == SAME_SIZE:
+                    values[name] = None
+                elif self.image_size.value == CUSTOM_SIZE:
                     values[name] = {"width": self.width.value, "height": self.height.value}
                 else:
                     values[name] = self.image_size.value
@@ -331,12 +427,15 @@ class ParameterForm:
         """The validated input, or InputError (the panel's range checks included)."""
         if self.problems:
             raise InputError(list(self.problems))
-        return validate_input(self.raw())
+        return validate_input(self.raw(), model=self.model)
 
-    def apply(self, values: Mapping[str, Any]) -> None:
-        """Put validated values (FluxLoraInput attributes) into the controls."""
+    def apply(self, values: Mapping[str, Any], *, mode: str | None = None) -> None:
+        """Put validated values (input model attributes) into the controls; `mode` switches the
+        input mode first (one of INPUT_MODES)."""
         self._applying = True
         try:
+            if mode is not None:
+                self.mode.value = mode
             for name, value in values.items():
                 self._apply_one(name, value)
         finally:
@@ -345,7 +444,10 @@ class ParameterForm:
 
     def _apply_one(self, name: str, value: Any) -> None:
         if name == "image_size":
-            if isinstance(value, ImageSize):
+            if value is None:
+                same = self.model is not FluxLoraInput
+                self.image_size.value = SAME_SIZE if same else size_default()
+            elif isinstance(value, ImageSize):
                 self.width.value, self.height.value = value.width, value.height
                 self.image_size.value = CUSTOM_SIZE
             else:
@@ -372,10 +474,11 @@ class ParameterForm:
         """Validate the current values and show each problem next to its control."""
         raw = self.raw()
         try:
-            validate_input(raw)
+            validate_input(raw, model=self.model)
             problems: list[FieldProblem] = []
         except InputError as exc:
             problems = list(exc.problems)
+        problems = self._image_problems(problems)
         known = {p.field for p in problems}
         problems += [p for p in self.loras.range_problems() if p.field not in known]
         seed = raw["seed"]
@@ -393,6 +496,82 @@ class ParameterForm:
         self.loras.show_problems(self.problems)
         return self.problems
 
+    def _image_problems(self, problems: list[FieldProblem]) -> list[FieldProblem]:
+        """The pickers' own findings (a file that is not an image, a missing file) replace the
+        schema's generic message; an inpainting mask must have the image's size."""
+        fields = self.model.model_fields
+        out = list(problems)
+        for name, picker in self.pickers.items():
+            if name not in fields:
+                continue
+            if picker.problem is not None:
+                out = [p for p in out if p.field != name]
+                out.append(FieldProblem(name, picker.value, picker.problem))
+            elif not picker.value:
+                out = [p for p in out if p.field != name]
+                what = "a mask" if name == "mask_url" else "an image"
+                out.append(FieldProblem(name, "", f"required — choose {what}"))
+        image, mask = self.pickers["image_url"].image, self.pickers["mask_url"].image
+        if (
+            "mask_url" in fields
+            and image is not None
+            and mask is not None
+            and (image.width, image.height) != (mask.width, mask.height)
+        ):
+            message = (
+                f"the mask is {mask.width}×{mask.height}, the image "
+                f"{image.width}×{image.height}: they must be the same size"
+            )
+            out.append(FieldProblem("mask_url", self.pickers["mask_url"].value, message))
+        return out
+
+    def _mode_switched(self, change: dict[str, Any]) -> None:
+        image_mode = change["new"] != "text-to-image"
+        self.image_row.layout.display = None if image_mode else "none"
+        self.mask_row.layout.display = None if change["new"] == "inpainting" else "none"
+        current = self.image_size.value
+        options = size_options()
+        if image_mode:
+            options = [("Input image's size", SAME_SIZE), *options]
+            if change["old"] == "text-to-image" and current == size_default():
+                current = SAME_SIZE  # fal's default for image → image: the input's size
+        elif current == SAME_SIZE:
+            current = size_default()
+        self.image_size.options = options
+        self.image_size.value = current
+        self._changed()
+
+    def _image_changed(self, picker: ImagePicker) -> None:
+        """A new input image: the painter paints over it (its mask starts empty)."""
+        image = picker.image
+        painter = self.mask_painter
+        if image is None:
+            message = "Paint a mask over a local or uploaded image (a URL is not shown here)."
+            painter.unset_image(message if picker.value else "")
+        elif painter.image != image.thumbnail or painter.size != (image.width, image.height):
+            painter.set_image(image.thumbnail, image.width, image.height)
+        else:
+            self._changed()
+            return
+        mask = self.pickers["mask_url"]
+        if self.painted_mask is not None and mask.value == self.painted_mask:
+            self.painted_mask = None
+            mask.value = ""  # the painted mask belonged to the previous image
+        self._changed()
+
+    def _mask_changed(self, picker: ImagePicker) -> None:
+        """A mask given as a file (not the one painted here): the painter shows it to edit."""
+        image = picker.image
+        painter = self.mask_painter
+        if (
+            image is not None
+            and picker.value != self.painted_mask
+            and painter.size == (image.width, image.height)
+        ):
+            with contextlib.suppress(ValueError, OSError):
+                painter.load_mask(picker.read_bytes())
+        self._changed()
+
     def _show_custom_size(self) -> None:
         self.custom_size.layout.display = None if self.image_size.value == CUSTOM_SIZE else "none"
 
@@ -406,6 +585,7 @@ class ParameterForm:
 
     def close(self) -> None:
         """Close every widget of the form."""
+        self.mask_painter.close()
         close_tree(self.widget)
 
 

@@ -74,14 +74,32 @@ class ImageGallery(ThumbnailWidget):
         summary: str = "",
         restore: bool = False,
         details: Mapping[str, str] | None = None,
+        inputs: Sequence[tuple[str, GalleryImage]] = (),
     ) -> list[str]:
         """Put a run's images in front (newest first); returns their entry ids.
 
         `summary` is the run's one-line header; `restore` shows a Restore button on it.
+        `inputs` are (label, image) tiles shown first and marked as the run's inputs (the input
+        image of image → image, its mask); their ids are not returned.
         """
         ids: list[str] = []
         self._run_order.insert(0, run_id)
         self._set_runs()
+        for number, (label, image) in enumerate(inputs):
+            entry = {
+                "id": f"{run_id}/{label}",
+                "run": run_id,
+                "index": str(number - len(inputs)),  # before the results
+                "caption": f"{label} · {image.width}×{image.height}",
+                "role": "input",
+                "seed": "",
+                "nsfw": "",
+                "full": "",
+                "size": f"{image.width}×{image.height}",
+                "summary": summary,
+                "restore": "yes" if restore else "",
+            }
+            self._add_entry(entry, image.thumbnail)
         for index, image in enumerate(images):
             entry_id = f"{run_id}/{index}"
             text = caption(title, index, len(images), seed, (image.width, image.height))

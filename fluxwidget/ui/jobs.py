@@ -267,6 +267,10 @@ class Job:
     def _changed(self, job: JobRecord, update: StatusUpdate | None) -> None:
         if update is not None:
             self._follow(update)
+        elif job.detail.startswith("Uploading") and not self.finished:
+            self.row.show(job.detail, "submitting")  # local files on their way to fal
+        elif job.state == "submitting" and not self.finished:
+            self.row.show(status.SUBMITTING, "submitting")
         elif job.state == "fetching":
             self.row.show(job.detail or "Fetching images…", "running", 1.0)
         if job.request_id is not None and self._cancel_on_submit and not self.finished:

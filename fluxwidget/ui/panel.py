@@ -11,17 +11,28 @@ import ipywidgets as widgets
 
 from ..client.protocols import JobClient
 from ..connect import ClientMode, choose_client
-from ..schema import FieldProblem, FluxLoraInput, FluxLoraOutput, InputError, validate_input
+from ..schema import (
+    FieldProblem,
+    FluxLoraInput,
+    FluxLoraOutput,
+    ImageToImageInput,
+    InpaintingInput,
+    InputError,
+    model_for_fields,
+    validate_input,
+)
 from ..store.runs import Run, default_runs_root
 from ._widgets import close_tree, error_html, esc, lighten, muted, shared_layout
 from .code_view import CodeView
 from .codegen import Target
-from .controls import ParameterForm
+from .controls import IMAGE_FIELDS, INPUT_MODES, ParameterForm, mode_of
 from .gallery import GalleryImage, ImageGallery
 from .history import PAST_JOBS, HistoryView, past_jobs, restore_values
 from .history import summary as summary_line
+from .image_input import ImagePicker, is_local_path, save_input
 from .jobs import Job
 from .keys import KeyBox, banner_html
+from .mask_painter import MaskPainter, mask_to_png
 from .records import RunRecord
 from .status import error_text
 from .sweep_form import SweepForm
@@ -35,10 +46,21 @@ FORM_COLUMN = "424px"
 MAX_JOB_ROWS = 4
 """Job rows shown above the results (finished ones beyond this are dropped, newest kept)."""
 TAB_TITLES = ("Generate", "Sweep", "History")
+UPLOADING = "Uploading input files…"
+"""A job row's line while its local input image (and mask) are uploaded to fal."""
+
+
+_PLACEHOLDER_IMAGE = "https://example.com/placeholder.png"
+"""Stands in for a required image while `set()` checks only the fields it was given."""
 
 
 def _fields(model: FluxLoraInput) -> dict[str, Any]:
-    return {name: getattr(model, name) for name in FluxLoraInput.model_fields}
+    return {name: getattr(model, name) for name in type(model).model_fields}
+
+
+def _more_specific(a: type[FluxLoraInput], b: type[FluxLoraInput]) -> type[FluxLoraInput]:
+    """The family member that is the other's subclass (inpainting ⊃ image → image ⊃ text)."""
+    return a if issubclass(a, b) else b
 
 
 class FluxPanel:
@@ -70,7 +92,9 @@ class FluxPanel:
 
         self.banner = widgets.HTML()
         self.keys = KeyBox(self.use_key)
-        self.form = ParameterForm()
+        self.form = ParameterForm(store=self._store_upload)
+        self.form.mask_painter.on_change(self._mask_painted)
+        self._input_tiles: dict[int, list[tuple[str, GalleryImage]]] = {}
         self.generate_button = widgets.Button(
             description="Generate",
             icon="play",
@@ -85,7 +109,7 @@ class FluxPanel:
         self.gallery.on_full(self._full_image)
         self.gallery.on_restore(self._restore_run)
         self._shown: dict[str, tuple[RunRecord, int]] = {}
-        self.history = HistoryView(self.restore, lambda params: self.form.apply(_fields(params)))
+        self.history = HistoryView(self.restore, self._restore_params)
         self.sweep_tab = widgets.VBox()
         """The Sweep section: an empty container the sweep form and grid are put into."""
         self.open_folder_button = widgets.Button(
@@ -153,22 +177,56 @@ class FluxPanel:
 
     @property
     def params(self) -> FluxLoraInput:
-        """The form's values as the input model; raises InputError when the form is invalid."""
+        """The form's values as the input model of the chosen mode (`FluxLoraInput`,
+        `ImageToImageInput` or `InpaintingInput`); raises InputError when the form is invalid."""
         return self.form.params()
+
+    @property
+    def input_mode(self) -> str:
+        """``"text-to-image"``, ``"image-to-image"`` or ``"inpainting"``: the mode switch of the
+        Generate tab (settable)."""
+        return str(self.form.mode.value)
+
+    @input_mode.setter
+    def input_mode(self, mode: str) -> None:
+        if mode not in INPUT_MODES:
+            raise ValueError(f"input_mode must be one of {', '.join(INPUT_MODES)}, not {mode!r}")
+        self.form.mode.value = mode
+
+    @property
+    def input_model(self) -> type[FluxLoraInput]:
+        """The input model of the chosen mode (it names the endpoint: ``.endpoint_id``)."""
+        return self.form.model
+
+    @property
+    def mask_painter(self) -> MaskPainter:
+        """The inpainting mask painter (its mask is written to ``inputs/`` as ``mask_url``)."""
+        return self.form.mask_painter
 
     def set(self, input: FluxLoraInput | Mapping[str, Any] | None = None, /, **params: Any) -> None:
         """Put parameters into the controls, e.g. ``panel.set(num_images=2, seed=7)``.
 
-        Only the given fields change. Invalid values raise InputError and change nothing.
+        Only the given fields change. An ``image_url`` (or ``strength``) switches to image →
+        image, a ``mask_url`` to inpainting; an input model switches to its own mode. Images
+        are URLs, data: URIs or local files (uploaded to fal when a job runs). Invalid values
+        raise InputError and change nothing.
         """
         values: dict[str, Any] = {}
+        base: type[FluxLoraInput] = self.form.model
         if isinstance(input, FluxLoraInput):
             values.update(_fields(input))
+            base = type(input)
         elif input is not None:
             values.update(input)
         values.update(params)
-        checked = validate_input({"prompt": "placeholder", **values})
-        self.form.apply({name: getattr(checked, name) for name in values})
+        target = _more_specific(base, model_for_fields(values))
+        stand_ins = {"prompt": "placeholder"}
+        if issubclass(target, ImageToImageInput):
+            stand_ins["image_url"] = _PLACEHOLDER_IMAGE
+        if issubclass(target, InpaintingInput):
+            stand_ins["mask_url"] = _PLACEHOLDER_IMAGE
+        checked = validate_input({**stand_ins, **values}, model=target)
+        self.form.apply({name: getattr(checked, name) for name in values}, mode=mode_of(target))
 
     @property
     def runs(self) -> list[RunRecord]:
@@ -245,12 +303,16 @@ class FluxPanel:
     def restore_input(self, values: Mapping[str, Any]) -> None:
         """Put a full input (a job record's ``reuse_input()``, seed included) into the form and
         show the Generate tab ("Open in panel" of a sweep cell). Invalid input raises."""
-        self.set(dict(values))
+        self.set(validate_input(dict(values)))
         self.tabs.selected_index = 0
 
     def restore(self, run: RunRecord) -> None:
         """Put a run's parameters (with the seed it used) back into the controls."""
-        self.form.apply(_fields(restore_values(run)))
+        values = restore_values(run)
+        self.form.apply(_fields(values), mode=mode_of(type(values)))
+
+    def _restore_params(self, params: FluxLoraInput) -> None:
+        self.form.apply(_fields(params), mode=mode_of(type(params)))
 
     def _tab_selected(self, change: dict[str, Any]) -> None:
         if change["new"] != 1:
@@ -294,6 +356,9 @@ class FluxPanel:
         self._count += 1
         job = Job(self._count, self._client, params)
         lighten(job.row.box)
+        self._input_tiles[job.number] = self._inputs_of(params)
+        if any(is_local_path(str(getattr(params, name, "") or "")) for name in IMAGE_FIELDS):
+            job.row.show(UPLOADING, "submitting")  # the pipeline uploads them before submitting
         self._jobs.append(job)
         shown = [job.row.box, *self.jobs_box.children]
         while len(shown) > MAX_JOB_ROWS:
@@ -336,12 +401,70 @@ class FluxPanel:
             seed=record.seed,
             summary=summary_line(record),
             restore=True,
+            inputs=self._input_tiles.pop(record.number, ()),
         )
         for index, entry_id in enumerate(ids):
             self._shown[entry_id] = (record, index)
         self._records_by_run[run_id] = record
         self.history.add(record)
         self.form.reuse_seed.disabled = record.seed is None
+
+    def _inputs_of(self, params: FluxLoraInput) -> list[tuple[str, GalleryImage]]:
+        """Thumbnails of a job's input image (and mask), shown beside its results."""
+        tiles: list[tuple[str, GalleryImage]] = []
+        for name, label in (("image_url", "input"), ("mask_url", "mask")):
+            value = getattr(params, name, None)
+            picker = self.form.pickers[name]
+            image = picker.image
+            if value and picker.value == value and image is not None:
+                tiles.append((label, GalleryImage(image.thumbnail, image.width, image.height)))
+        return tiles
+
+    # --- input images: uploads from the browser, the painted mask ---------------------------
+
+    def _store_upload(self, picker: ImagePicker, data: bytes, name: str) -> None:
+        """An image uploaded in the browser: written into the run folder's ``inputs/`` (in the
+        background), then its path goes into the field."""
+
+        def failed(exc: BaseException) -> None:
+            picker.show_message(f"{name}: {error_text(exc)}", error=True)
+
+        self._tasks.spawn(self._save_upload(picker, data, name), on_error=failed)
+
+    async def _save_upload(self, picker: ImagePicker, data: bytes, name: str) -> Path | None:
+        folder = await self._runs_folder()
+        try:
+            path = await asyncio.to_thread(save_input, folder.path, data)
+        except ValueError as exc:
+            picker.show_message(f"{name} {exc}", error=True)
+            return None
+        picker.show_message("")
+        if picker.value == str(path):
+            picker.refresh()  # the same image again (after an error, say): check it anew
+        else:
+            picker.value = str(path)
+        return path
+
+    def _mask_painted(self, painter: MaskPainter) -> None:
+        self._tasks.spawn(self._save_mask(painter, painter.version))
+
+    async def _save_mask(self, painter: MaskPainter, version: int) -> Path | None:
+        """Write the painted mask (the image's full size) to ``inputs/`` and make it the
+        ``mask_url``; an older version than the painter's newest is dropped."""
+        mask = self.form.pickers["mask_url"]
+        if not painter.painted:
+            if self.form.painted_mask is not None and mask.value == self.form.painted_mask:
+                mask.value = ""
+            return None
+        snapshot = painter.snapshot()
+        folder = await self._runs_folder()
+        data = await asyncio.to_thread(mask_to_png, snapshot)
+        path = await asyncio.to_thread(save_input, folder.path, data, prefix="mask-")
+        if version != painter.version:
+            return None  # painted again meanwhile: that newer write wins
+        self.form.painted_mask = str(path)
+        mask.value = str(path)
+        return path
 
     def _full_image(self, entry_id: str) -> bytes | None:
         """The full image of a gallery entry (kept by the run record, or read from its file)."""
@@ -393,6 +516,7 @@ class FluxPanel:
             await aclose()
 
     def _job_failed(self, job: Job, exc: BaseException) -> None:
+        self._input_tiles.pop(job.number, None)
         if not job.reported:
             job.reported = True
             job.row.show(error_text(exc), "error")

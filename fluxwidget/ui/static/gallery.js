@@ -152,6 +152,7 @@ function render({ model, el }) {
         const tile = fwEl("figure", "fw-tile");
         tile.dataset.id = entry.id;
         if (entry.id === shown || (compare && compare.includes(entry.id))) tile.classList.add("fw-selected");
+        if (entry.role === "input") tile.classList.add("fw-input-tile");
         const img = fwEl("img", "fw-thumb");
         img.src = thumbUrl(entry);
         img.alt = entry.caption;

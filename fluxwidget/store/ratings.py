@@ -292,7 +292,11 @@ class Ratings:
         unknown = set(changes) - {"stars", "verdict", "note"}
         if unknown:
             raise RatingError(f"unknown rating fields: {', '.join(sorted(unknown))}")
-        fields = {"stars": current.stars, "verdict": current.verdict, "note": current.note}
+        fields: dict[str, Any] = {
+            "stars": current.stars,
+            "verdict": current.verdict,
+            "note": current.note,
+        }
         fields.update(changes)
         return self.rate(job_id, index, **fields)
 

@@ -327,7 +327,7 @@ def win_rates(
 
 def describe_win_rates(rates: Mapping[str, Sequence[WinRate]]) -> list[str]:
     """One line per axis value (`WinRate.describe`), best rate first within each axis."""
-    lines = []
+    lines: list[str] = []
     for rows in rates.values():
         ordered = sorted(rows, key=lambda r: (not r.enough, -(r.rate or 0.0)))
         lines.extend(row.describe() for row in ordered)

@@ -3,6 +3,8 @@
 The view listens to a `SweepRun`: every cell change updates its cell, every saved image becomes
 a thumbnail (made off the loop) sent once to the browser. "Open in panel" puts a cell's full
 input, with the seed it used, into the panel that asked for it (or the newest `FluxPanel`).
+Cells rated in the grid are stored in the run folder's ``ratings.jsonl`` (`store.ratings`);
+under the grid, the per-axis win rates, "Open the winner in the panel" and a blind A/B test.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ import ipywidgets as widgets
 
 from .. import images
 from ..client.status import StatusUpdate
+from ..errors import FluxwidgetError
+from ..store.ratings import Ratings
 from ..store.records import JobRecord, SavedImage
 from ..sweeps.ranges import format_value
+from ..sweeps.results import load_run
 from ._widgets import error_html, esc, muted
+from .blind_ab import BlindAB
 from .sweep_grid import SweepGrid
 
 if TYPE_CHECKING:
@@ -129,7 +135,26 @@ class SweepView:
         self.buttons["Cancel all"].on_click(lambda _b: self._act(run.cancel_all))
         self.buttons["Retry failed"].on_click(lambda _b: self._act(run.retry_failed))
         self.controls = widgets.HBox(list(self.buttons.values()), layout=layout)
-        self.widget = widgets.VBox([self.status, self.controls, self.grid], layout=layout)
+        self.ratings = Ratings(run.folder)
+        self.wins = widgets.HTML(layout=layout)
+        self.winner_button = widgets.Button(
+            description="Open the winner in the panel",
+            tooltip="Put the best-ranked image's parameters (and seed) into the panel",
+            layout=layout,
+        )
+        self.winner_button.on_click(lambda _b: self.open_winner())
+        self.compare_button = widgets.Button(
+            description="Blind A/B", tooltip="Compare two images at a time, parameters hidden"
+        )
+        self.compare_button.on_click(lambda _b: self.compare())
+        self.compare_area = widgets.VBox(layout=layout)
+        self.winner_bar = widgets.VBox(
+            [self.wins, widgets.HBox([self.winner_button, self.compare_button])], layout=layout
+        )
+        self.widget = widgets.VBox(
+            [self.status, self.controls, self.grid, self.winner_bar, self.compare_area],
+            layout=layout,
+        )
         for record in run.records:
             self._cell_changed(record, None)
             if record.state == "done" and record.images:
@@ -137,7 +162,11 @@ class SweepView:
         run.runner.subscribe(on_cell=self._cell_changed, on_image=self._image_saved)
         run.on_status(self._status_changed)
         self.grid.on_open(self._open)
+        self.grid.on_rate(self._rated)
+        for record in run.records:
+            self._show_rating(record.job_id)
         self._status_changed(run.status)
+        self.refresh_win_rates()
 
     # --- updates ----------------------------------------------------------------------------
 
@@ -193,6 +222,73 @@ class SweepView:
             return
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # --- pick the winner --------------------------------------------------------------------
+
+    def _show_rating(self, cell_id: str) -> None:
+        rating = self.ratings.rating(cell_id, 0)
+        if rating is not None and self.grid.has_entry(cell_id):
+            self.grid.set_cell_rating(cell_id, rating.stars, rating.verdict, rating.note)
+
+    def _rated(self, cell_id: str, stars: int | None, verdict: str | None, note: str) -> None:
+        """A cell rated in the grid: stored in the run folder first, then shown."""
+        try:
+            rating = self.ratings.rate(
+                cell_id,
+                0,
+                stars=stars,
+                verdict=verdict,  # type: ignore[arg-type]
+                note=note,
+            )
+        except FluxwidgetError as exc:  # RunFolderBusy: a sweep writes it in another process
+            self.status.value = error_html(f"Not saved: {exc}")
+            return
+        self.grid.set_cell_rating(cell_id, rating.stars, rating.verdict, rating.note)
+        self.refresh_win_rates()
+
+    def rate(
+        self, cell_id: str, stars: int | None = None, verdict: str | None = None, note: str = ""
+    ) -> None:
+        """Rate a cell's image as the grid does (stored in the run folder)."""
+        self._rated(cell_id, stars, verdict, note)
+
+    def refresh_win_rates(self) -> None:
+        """Show the per-axis win rates and the current winner under the grid."""
+        self.ratings.reload()
+        if not self.ratings.state.ratings and not self.ratings.state.votes:
+            self.wins.value = muted(
+                "Rate cells (click one, then 1–5 / p / x) or run a blind A/B test to pick the "
+                "winner."
+            )
+            self.winner_button.disabled = True
+            return
+        try:
+            results = load_run(self.run.runner.run)
+        except FluxwidgetError as exc:
+            self.wins.value = error_html(str(exc))
+            return
+        lines = results.describe_win_rates()
+        winner = results.winner()
+        head = ""
+        if winner is not None:
+            values = ", ".join(f"{k}={format_value(v)}" for k, v in winner.axes.items())
+            head = f"<b>Winner so far:</b> {esc(winner.job_id)} ({esc(values)})<br>"
+        self.wins.value = head + "<br>".join(esc(line) for line in lines)
+        self.winner_button.disabled = winner is None
+
+    def open_winner(self) -> None:
+        """Open the best-ranked image's parameters in the panel."""
+        winner = load_run(self.run.runner.run).winner()
+        if winner is None:
+            self.status.value = error_html("Nothing is rated or voted on yet.")
+            return
+        self._open(winner.job_id)
+
+    def compare(self) -> Any:
+        """Start a blind A/B test of this sweep's images under the grid; returns its widget."""
+        ab = BlindAB(self.run.folder, on_vote=lambda _vote: self.refresh_win_rates())
+        self.compare_area.children = [ab]
+        return ab
 
     def _open(self, cell_id: str) -> None:
         record = self.run.runner.records.get(cell_id)

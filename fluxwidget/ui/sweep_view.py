@@ -147,12 +147,14 @@ class SweepView:
             description="Blind A/B", tooltip="Compare two images at a time, parameters hidden"
         )
         self.compare_button.on_click(lambda _b: self.compare())
-        self.compare_area = widgets.VBox(layout=layout)
+        # under the grid on screen (flex order), while the grid stays the view's last child
+        below = widgets.Layout(width="auto", order="1")
+        self.compare_area = widgets.VBox(layout=widgets.Layout(width="auto", order="2"))
         self.winner_bar = widgets.VBox(
-            [self.wins, widgets.HBox([self.winner_button, self.compare_button])], layout=layout
+            [self.wins, widgets.HBox([self.winner_button, self.compare_button])], layout=below
         )
         self.widget = widgets.VBox(
-            [self.status, self.controls, self.grid, self.winner_bar, self.compare_area],
+            [self.status, self.controls, self.winner_bar, self.compare_area, self.grid],
             layout=layout,
         )
         for record in run.records:

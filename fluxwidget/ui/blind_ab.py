@@ -115,7 +115,8 @@ class BlindAB(anywidget.AnyWidget):
     @staticmethod
     def _progress(results: RunResults) -> str:
         n = len(results)
-        return f"{len(results.votes)} votes so far · {n * (n - 1) // 2} possible pairs"
+        votes = len(results.votes)
+        return f"{votes} vote{'' if votes == 1 else 's'} so far · {n * (n - 1) // 2} possible pairs"
 
     def vote(self, side: str) -> Vote | None:
         """Vote ``"left"``, ``"right"`` or ``"tie"``: stored in the run folder, then the
@@ -131,6 +132,7 @@ class BlindAB(anywidget.AnyWidget):
             self.message = f"Not saved: {exc}"
             return None
         self.votes_here += 1
+        self.progress = self._progress(self._results())
         self.revealed = {"left": _parameters(left), "right": _parameters(right), "winner": side}
         self.phase = "revealed"
         self.message = "Saved. Next pair: Enter (or the Next button)."

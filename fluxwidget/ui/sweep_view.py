@@ -269,13 +269,30 @@ class SweepView:
         except FluxwidgetError as exc:
             self.wins.value = error_html(str(exc))
             return
-        lines = results.describe_win_rates()
         winner = results.winner()
         head = ""
         if winner is not None:
             values = ", ".join(f"{k}={format_value(v)}" for k, v in winner.axes.items())
-            head = f"<b>Winner so far:</b> {esc(winner.job_id)} ({esc(values)})<br>"
-        self.wins.value = head + "<br>".join(esc(line) for line in lines)
+            head = f"<b>Winner so far:</b> {esc(winner.job_id)} ({esc(values)})"
+        rows = []
+        for axis, rates in results.win_rates().items():
+            cells = []
+            for rate in sorted(rates, key=lambda r: (not r.enough, -(r.rate or 0.0))):
+                if rate.enough and rate.rate is not None:
+                    text = f"<b>{esc(rate.value)}</b> {100 * rate.rate:.0f} % ± "
+                    text += f"{100 * rate.margin:.0f} % ({rate.votes})"
+                else:
+                    text = f"<b>{esc(rate.value)}</b> not enough votes yet ({rate.votes})"
+                cells.append(text)
+            rows.append(f"<tr><th>{esc(axis)}</th><td>{' · '.join(cells)}</td></tr>")
+        table = (
+            '<table class="fw-win-rates" style="line-height:1.5">'
+            "<tr><th>win rates</th><td>blind votes between different values, "
+            "95 % interval (votes)</td></tr>" + "".join(rows) + "</table>"
+            if rows
+            else ""
+        )
+        self.wins.value = f'<div style="line-height:1.5">{head}{table}</div>'
         self.winner_button.disabled = winner is None
 
     def open_winner(self) -> None:

@@ -380,3 +380,13 @@ def test_cli_rate_and_report(
     assert "Ranking" in report
     assert "Win rates per axis" in report
     assert "the one" in report
+
+
+def test_many_ratings_stay_linear_and_still_order_by_score() -> None:
+    keys = [f"c{n:03d}:0" for n in range(300)]
+    ratings = {k: Rating(k[:-2], 0, stars=1 + n % 5) for n, k in enumerate(keys)}
+    games = comparisons(ratings, [])
+    assert len(games) <= 300 * 3 * 5  # not 300 * 299 / 2
+    ranking = rank_images(keys, ratings, [])
+    scores = [entry.score for entry in ranking]
+    assert scores == sorted(scores, reverse=True)

@@ -4,7 +4,9 @@ and the next pair to show in a blind A/B test. Pure: plain data in, plain data o
 **Comparisons.** A blind vote "a beats b" is one comparison of weight 1; a tie is half a win
 for each. Ratings become comparisons too: every two rated images whose scores differ make one
 comparison of weight `RATING_WEIGHT` (0.5: a vote, made side by side, counts twice a rating),
-and equal scores half a win each at that weight. A rating's score is its stars (1–5); a
+and equal scores half a win each at that weight — every pair up to 12 rated images; beyond,
+each image against `RATING_SAMPLE` images of every score (the rest follows by transitivity,
+and the fit stays fast). A rating's score is its stars (1–5); a
 "pick" counts 6 (above any stars) and a "reject" 0 (below any), whatever the stars.
 
 **Ranking.** A Bradley–Terry model, P(i beats j) = p_i / (p_i + p_j), fitted by Hunter's MM
@@ -52,6 +54,11 @@ __all__ = [
 ]
 
 RATING_WEIGHT = 0.5
+ALL_PAIRS_UP_TO = 12
+"""Up to this many rated images, every pair of them is a comparison."""
+RATING_SAMPLE = 3
+"""Beyond, each rated image is compared with this many images of every score (its own included,
+as ties): the fit stays linear in the number of images."""
 PRIOR = 0.5
 MIN_VOTES = 5
 Z_95 = 1.959963984540054
@@ -99,6 +106,29 @@ class Comparison:
     tie: bool = False
 
 
+def _rating_pairs(scored: Mapping[str, float]) -> list[tuple[str, str]]:
+    """The pairs of rated images to compare: all of them up to `ALL_PAIRS_UP_TO` images; beyond,
+    each image with `RATING_SAMPLE` images of every other score (and of its own, as ties)."""
+    keys = list(scored)
+    if len(keys) <= ALL_PAIRS_UP_TO:
+        return [(a, b) for n, a in enumerate(keys) for b in keys[n + 1 :]]
+    groups: dict[float, list[str]] = {}
+    for key in keys:
+        groups.setdefault(scored[key], []).append(key)
+    seen: set[frozenset[str]] = set()
+    pairs = []
+    for members in groups.values():
+        for position, first in enumerate(members):
+            for others in groups.values():
+                for step in range(RATING_SAMPLE):
+                    second = others[(position + step + (others is members)) % len(others)]
+                    pair = frozenset((first, second))
+                    if second != first and pair not in seen:
+                        seen.add(pair)
+                        pairs.append((first, second))
+    return pairs
+
+
 def comparisons(
     ratings: Mapping[str, RatingLike],
     votes: Iterable[VoteLike],
@@ -115,19 +145,19 @@ def comparisons(
         elif vote.winner == "b":
             result.append(Comparison(vote.b, vote.a))
     if rating_weight > 0:
-        scored = sorted(
-            (key, score)
-            for key, rating in ratings.items()
+        scored = {
+            key: score
+            for key, rating in sorted(ratings.items())
             if (score := rating_score(rating)) is not None
-        )
-        for n, (first, one) in enumerate(scored):
-            for second, other in scored[n + 1 :]:
-                if one == other:
-                    result.append(Comparison(first, second, rating_weight, tie=True))
-                elif one > other:
-                    result.append(Comparison(first, second, rating_weight))
-                else:
-                    result.append(Comparison(second, first, rating_weight))
+        }
+        for first, second in _rating_pairs(scored):
+            one, other = scored[first], scored[second]
+            if one == other:
+                result.append(Comparison(first, second, rating_weight, tie=True))
+            elif one > other:
+                result.append(Comparison(first, second, rating_weight))
+            else:
+                result.append(Comparison(second, first, rating_weight))
     return result
 
 
@@ -136,8 +166,8 @@ def bradley_terry(
     games: Iterable[Comparison],
     *,
     prior: float = PRIOR,
-    iterations: int = 2000,
-    tolerance: float = 1e-10,
+    iterations: int = 1000,
+    tolerance: float = 1e-8,
 ) -> dict[str, float]:
     """Bradley–Terry strengths of `items` by MM iterations (see the module's text)."""
     keys = list(dict.fromkeys(items))
@@ -155,10 +185,10 @@ def bradley_terry(
             pairs[one][other] = pairs[one].get(other, 0.0) + game.weight
     strength = dict.fromkeys(keys, 1.0)
     for _ in range(iterations):
-        new = {}
+        new = dict(strength)  # updated in place (Gauss–Seidel): converges in fewer rounds
         for key in keys:
-            p = strength[key]
-            denominator = sum(n / (p + strength[o]) for o, n in pairs[key].items())
+            p = new[key]
+            denominator = sum(n / (p + new[o]) for o, n in pairs[key].items())
             denominator += 2 * prior / (p + 1.0)
             won = wins[key] + prior
             new[key] = won / denominator if denominator > 0 else p
@@ -167,7 +197,7 @@ def bradley_terry(
             if positive:
                 mean = math.exp(sum(math.log(v) for v in positive) / len(positive))
                 new = {k: v / mean for k, v in new.items()}
-        change = max((abs(new[k] - strength[k]) for k in keys), default=0.0)
+        change = max((abs(new[k] - strength[k]) / (strength[k] or 1.0) for k in keys), default=0.0)
         strength = new
         if change < tolerance:
             break
@@ -225,7 +255,7 @@ def rank_images(
             wins[won] += 1
             losses[lost] += 1
     order = {key: n for n, key in enumerate(keys)}
-    ranked = sorted(keys, key=lambda k: (-round(strength[k], 9), order[k]))
+    ranked = sorted(keys, key=lambda k: (-round(strength[k], 6), order[k]))
     return [
         RankedImage(
             key,

@@ -36,6 +36,9 @@ __all__ = ["GRID_THUMBNAIL_SIDE", "SweepView", "cell_state"]
 GRID_THUMBNAIL_SIDE = 192
 """Longer side of a grid thumbnail: small enough for ≤ 25 kB of saved state per cell."""
 
+SUMMARY_IN_THREAD_ABOVE = 48
+"""Cells above which the ranking under the grid is worked out in a thread (it takes longer)."""
+
 _OPENERS: list[weakref.ReferenceType[Any]] = []
 
 
@@ -255,20 +258,39 @@ class SweepView:
         self._rated(cell_id, stars, verdict, note)
 
     def refresh_win_rates(self) -> None:
-        """Show the per-axis win rates and the current winner under the grid."""
-        self.ratings.reload()
-        if not self.ratings.state.ratings and not self.ratings.state.votes:
-            self.wins.value = muted(
-                "Rate cells (click one, then 1–5 / p / x) or run a blind A/B test to pick the "
-                "winner."
-            )
-            self.winner_button.disabled = True
-            return
+        """Show the per-axis win rates and the current winner under the grid (worked out in a
+        thread for a big sweep, so rating stays quick)."""
+        if len(self.run.plan.cells) > SUMMARY_IN_THREAD_ABOVE:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                self._spawn(self._refresh_in_thread())
+                return
+        self._show_summary(*self._winner_summary())
+
+    async def _refresh_in_thread(self) -> None:
+        try:
+            summary = await asyncio.to_thread(self._winner_summary)
+        except Exception as exc:  # shown, never lost in a task (a sweep still adding cells)
+            summary = (error_html(f"{type(exc).__name__}: {exc}"), False)
+        self._show_summary(*summary)
+
+    def _show_summary(self, text: str, has_winner: bool) -> None:
+        self.wins.value = text
+        self.winner_button.disabled = not has_winner
+
+    def _winner_summary(self) -> tuple[str, bool]:
+        """The HTML under the grid (winner so far, win rates) and whether there is a winner."""
+        ratings = Ratings(self.run.folder)
+        if not ratings.state.ratings and not ratings.state.votes:
+            text = "Rate cells (click one, then 1–5 / p / x) or run a blind A/B test to pick "
+            return muted(text + "the winner."), False
         try:
             results = load_run(self.run.runner.run)
         except FluxwidgetError as exc:
-            self.wins.value = error_html(str(exc))
-            return
+            return error_html(str(exc)), False
         winner = results.winner()
         head = ""
         if winner is not None:
@@ -292,8 +314,7 @@ class SweepView:
             if rows
             else ""
         )
-        self.wins.value = f'<div style="line-height:1.5">{head}{table}</div>'
-        self.winner_button.disabled = winner is None
+        return f'<div style="line-height:1.5">{head}{table}</div>', winner is not None
 
     def open_winner(self) -> None:
         """Open the best-ranked image's parameters in the panel."""

@@ -24,6 +24,7 @@ from fluxwidget.store.runs import Run
 from fluxwidget.sweeps import SweepRunner, plan_sweep
 from fluxwidget.sweeps.ranking import (
     MIN_VOTES,
+    REFERENCE,
     bradley_terry,
     comparisons,
     next_pair,
@@ -182,8 +183,12 @@ def test_ratings_become_pairwise_preferences() -> None:
         "E": Rating("E", 0, stars=5, verdict="reject"),  # a reject loses to any
     }
     games = comparisons(ratings, [])
-    assert len(games) == 10  # every pair of rated images, weight 0.5
+    pairs = [g for g in games if REFERENCE not in (g.winner, g.loser)]
+    assert len(pairs) == 10  # every pair of rated images, weight 0.5
     assert all(game.weight == 0.5 for game in games)
+    against_average = {(g.winner, g.loser, g.tie) for g in games if g not in pairs}
+    assert ("B", REFERENCE, False) in against_average  # 4 stars beat the average
+    assert (REFERENCE, "A", False) in against_average  # 2 stars lose to it
     ranking = [entry.key for entry in rank_images(list("ABCDE"), ratings, [])]
     assert ranking[0] == "D"
     assert ranking[-1] == "E"
@@ -386,7 +391,11 @@ def test_many_ratings_stay_linear_and_still_order_by_score() -> None:
     keys = [f"c{n:03d}:0" for n in range(300)]
     ratings = {k: Rating(k[:-2], 0, stars=1 + n % 5) for n, k in enumerate(keys)}
     games = comparisons(ratings, [])
-    assert len(games) <= 300 * 3 * 5  # not 300 * 299 / 2
+    assert len(games) <= 300 * 3 * 5 + 300  # not 300 * 299 / 2
     ranking = rank_images(keys, ratings, [])
     scores = [entry.score for entry in ranking]
     assert scores == sorted(scores, reverse=True)
+    # one rating alone counts: against the average image nobody rated
+    alone = rank_images(["a:0", "b:0", "c:0"], {"c:0": Rating("c", 0, stars=5)}, [])
+    assert alone[0].key == "c:0"
+    assert alone[0].strength > 1

@@ -2,18 +2,20 @@
 and the next pair to show in a blind A/B test. Pure: plain data in, plain data out.
 
 **Comparisons.** A blind vote "a beats b" is one comparison of weight 1; a tie is half a win
-for each. Ratings become comparisons too: every two rated images whose scores differ make one
-comparison of weight `RATING_WEIGHT` (0.5: a vote, made side by side, counts twice a rating),
-and equal scores half a win each at that weight — every pair up to 12 rated images; beyond,
-each image against `RATING_SAMPLE` images of every score (the rest follows by transitivity,
-and the fit stays fast). A rating's score is its stars (1–5); a
-"pick" counts 6 (above any stars) and a "reject" 0 (below any), whatever the stars.
+for each. Ratings become comparisons too, of weight `RATING_WEIGHT` (0.5: a vote, made side by
+side, counts twice a rating). A rating's score is its stars (1–5); a "pick" counts 6 (above any
+stars) and a "reject" 0 (below any), whatever the stars. Two rated images make one comparison,
+won by the higher score (equal scores: half a win each) — every pair up to 12 rated images;
+beyond, each image against `RATING_SAMPLE` images of every score (the rest follows by
+transitivity, and the fit stays fast). Each rated image also meets the average image
+(`REFERENCE`, strength 1): above 3 it wins, below it loses, at 3 it ties — so a single rating
+counts too, against the images nobody rated.
 
 **Ranking.** A Bradley–Terry model, P(i beats j) = p_i / (p_i + p_j), fitted by Hunter's MM
 iterations: p_i ← W_i / Σ_j n_ij / (p_i + p_j), with W_i the weight of i's wins and n_ij the
-weight of comparisons between i and j. A prior of `PRIOR` win and `PRIOR` loss against a
-reference image of strength 1 keeps an unbeaten image finite and a never-compared one at 1
-(the average); with ``prior=0`` the strengths are the plain maximum-likelihood ones (scaled to
+weight of comparisons between i and j. A prior of `PRIOR` win and `PRIOR` loss against the
+reference image keeps an unbeaten image finite and a never-compared one at 1 (the average);
+with ``prior=0`` and no ratings the strengths are the plain maximum-likelihood ones (scaled to
 a geometric mean of 1).
 
 **Win rates.** For each swept axis, each value's share of wins in the votes between two images
@@ -40,6 +42,7 @@ __all__ = [
     "MIN_VOTES",
     "PRIOR",
     "RATING_WEIGHT",
+    "REFERENCE",
     "Comparison",
     "RankedImage",
     "WinRate",
@@ -54,6 +57,10 @@ __all__ = [
 ]
 
 RATING_WEIGHT = 0.5
+AVERAGE_SCORE = 3.0
+"""A rating of 3 stars is an average image: more wins against it, fewer lose."""
+REFERENCE = "(average)"
+"""The reference image of strength 1 in comparisons: the prior's and the ratings' opponent."""
 ALL_PAIRS_UP_TO = 12
 """Up to this many rated images, every pair of them is a comparison."""
 RATING_SAMPLE = 3
@@ -150,6 +157,13 @@ def comparisons(
             for key, rating in sorted(ratings.items())
             if (score := rating_score(rating)) is not None
         }
+        for key, score in scored.items():  # against the average image (3 stars, strength 1)
+            if score == AVERAGE_SCORE:
+                result.append(Comparison(key, REFERENCE, rating_weight, tie=True))
+            elif score > AVERAGE_SCORE:
+                result.append(Comparison(key, REFERENCE, rating_weight))
+            else:
+                result.append(Comparison(REFERENCE, key, rating_weight))
         for first, second in _rating_pairs(scored):
             one, other = scored[first], scored[second]
             if one == other:
@@ -173,7 +187,18 @@ def bradley_terry(
     keys = list(dict.fromkeys(items))
     wins = dict.fromkeys(keys, 0.0)
     pairs: dict[str, dict[str, float]] = {key: {} for key in keys}
+    anchor_won = dict.fromkeys(keys, prior)  # against the reference image, of strength 1
+    anchor_games = dict.fromkeys(keys, 2 * prior)
     for game in games:
+        if REFERENCE in (game.winner, game.loser):
+            other = game.loser if game.winner == REFERENCE else game.winner
+            if other in anchor_games:
+                anchor_games[other] += game.weight
+                if game.tie:
+                    anchor_won[other] += game.weight / 2
+                elif game.winner == other:
+                    anchor_won[other] += game.weight
+            continue
         if game.winner not in wins or game.loser not in wins or game.winner == game.loser:
             continue
         if game.tie:
@@ -189,10 +214,10 @@ def bradley_terry(
         for key in keys:
             p = new[key]
             denominator = sum(n / (p + new[o]) for o, n in pairs[key].items())
-            denominator += 2 * prior / (p + 1.0)
-            won = wins[key] + prior
+            denominator += anchor_games[key] / (p + 1.0)
+            won = wins[key] + anchor_won[key]
             new[key] = won / denominator if denominator > 0 else p
-        if prior <= 0:  # no anchor: scale to a geometric mean of 1
+        if not any(anchor_games.values()):  # no anchor: scale to a geometric mean of 1
             positive = [v for v in new.values() if v > 0]
             if positive:
                 mean = math.exp(sum(math.log(v) for v in positive) / len(positive))

@@ -29,7 +29,7 @@ function render({ model, el }) {
     const buffer = model.get(name);
     if (buffer && buffer.byteLength) {
       const img = fwEl("img", "fw-ab-img");
-      img.src = URL.createObjectURL(new Blob([buffer], { type: "image/jpeg" }));
+      img.src = fwUrl(buffer, "image/jpeg");
       img.alt = label;
       img.addEventListener("click", () => vote(name));
       box.append(img);

@@ -130,6 +130,8 @@ def test_a_writer_in_another_process_refuses_ratings_with_run_folder_busy(
         with pytest.raises(RunFolderBusy):
             run.vote(run.images[0].job_id, run.images[1].job_id, "a")
         assert not (swept / RATINGS).exists()  # nothing written
+        assert main(["report", str(swept)]) == 2  # the report is not rewritten under it either
+        assert main(["rate", str(swept)]) == 0  # reading needs no lock
     finally:
         holder.kill()
         holder.wait(timeout=30)

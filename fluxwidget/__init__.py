@@ -31,6 +31,7 @@ from .errors import (
     PaymentRequiredError,
     ProtocolError,
     RateLimitError,
+    RatingError,
     RequestTimeoutError,
     ResponseTooLargeError,
     ResultExpiredError,
@@ -53,11 +54,13 @@ from .schema import (
     InpaintingInput,
     LoraWeight,
 )
+from .sweeps.results import RunResults, load_run
 from .sweeps.run import SweepRun
 
 if TYPE_CHECKING:
     from .emulator import Emulator
     from .ui import FluxPanel
+    from .ui.blind_ab import blind_ab
     from .ui.sweep import sweep
 
 __all__ = [
@@ -88,12 +91,14 @@ __all__ = [
     "PaymentRequiredError",
     "ProtocolError",
     "RateLimitError",
+    "RatingError",
     "RequestTimeoutError",
     "ResponseTooLargeError",
     "ResultExpiredError",
     "ResultNotReadyError",
     "RunFolderBusy",
     "RunFolderError",
+    "RunResults",
     "ServerError",
     "StorageError",
     "SweepError",
@@ -102,9 +107,11 @@ __all__ = [
     "TransportError",
     "UnsafeURLError",
     "ValidationFailedError",
+    "blind_ab",
     "choose_client",
     "default_client",
     "emulator_client",
+    "load_run",
     "sweep",
 ]
 
@@ -121,6 +128,10 @@ def __getattr__(name: str) -> Any:
         from .ui.sweep import sweep
 
         return sweep
+    if name == "blind_ab":
+        from .ui.blind_ab import blind_ab
+
+        return blind_ab
     if name == "Emulator":
         from .emulator import Emulator
 

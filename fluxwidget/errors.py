@@ -61,6 +61,7 @@ __all__ = [
     "PaymentRequiredError",
     "ProtocolError",
     "RateLimitError",
+    "RatingError",
     "RequestTimeoutError",
     "ResponseTooLargeError",
     "ResultExpiredError",
@@ -138,6 +139,11 @@ class RunFolderBusy(RunFolderError):
     def __init__(self, message: str, *, owner: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.owner = owner or {}
+
+
+class RatingError(FluxwidgetError, ValueError):
+    """A rating or a vote that cannot be stored: stars outside 1–5, an unknown verdict or
+    winner, an image the run folder does not hold."""
 
 
 class StorageError(FluxwidgetError, OSError):

@@ -24,10 +24,13 @@ PUBLIC_NAMES = {
     "ImageToImageInput",
     "InpaintingInput",
     "LoraWeight",
+    "RunResults",
     "SweepRun",
+    "blind_ab",
     "choose_client",
     "default_client",
     "emulator_client",
+    "load_run",
     "sweep",
 }
 

@@ -1,4 +1,5 @@
-"""Shell commands: ``fluxwidget generate``, ``sweep``, ``recover`` and ``emulator``.
+"""Shell commands: ``fluxwidget generate``, ``sweep``, ``recover``, ``rate``, ``report`` and
+``emulator``.
 
 Every job runs through the one job pipeline (`fluxwidget.pipeline`) into a run folder, so the
 shell, the panel and the notebooks save the same files with the same embedded records. The
@@ -21,6 +22,7 @@ from typing import Any
 from ..errors import FluxwidgetError, InputError, MissingKeyError, RunFolderError
 from .generate import add_generate_command, run_generate_command
 from .options import parse_lora, parse_size
+from .rate import add_rate_command, add_report_command, run_rate_command, run_report_command
 from .recover import add_recover_command, run_recover_command
 from .sweep import add_sweep_command, run_sweep_command
 
@@ -30,6 +32,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], Coroutine[Any, Any, int]]] = 
     "generate": run_generate_command,
     "sweep": run_sweep_command,
     "recover": run_recover_command,
+    "rate": run_rate_command,
+    "report": run_report_command,
 }
 
 
@@ -44,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_generate_command(commands)
     add_sweep_command(commands)
     add_recover_command(commands)
+    add_rate_command(commands)
+    add_report_command(commands)
     emu = commands.add_parser("emulator", help="serve the fal queue emulator on loopback")
     emu.add_argument("--host", default="127.0.0.1")
     emu.add_argument("--port", type=int, default=8765)

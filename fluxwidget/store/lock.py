@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,26 @@ def _describe(owner: dict[str, Any]) -> str:
     return text
 
 
+_HELD: weakref.WeakValueDictionary[str, RunLock] = weakref.WeakValueDictionary()
+"""The locks this process holds, by resolved folder (so a second writer in this process can
+reuse the holder's lock instead of being refused: `RunLock.held_here`)."""
+
+
+def _key(folder: Path) -> str:
+    try:
+        return str(folder.resolve())
+    except OSError:  # pragma: no cover - an unreadable path
+        return str(folder.absolute())
+
+
 class RunLock:
     """The write lock of one run folder, held by one `Run` (idempotent `claim`)."""
+
+    @staticmethod
+    def held_here(folder: str | os.PathLike[str]) -> RunLock | None:
+        """The lock of `folder` this process holds (a `Run` writing it), if any."""
+        lock = _HELD.get(_key(Path(folder)))
+        return lock if lock is not None and lock.held else None
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -80,8 +99,11 @@ class RunLock:
             "command": " ".join(os.path.basename(arg) for arg in sys.argv[:3]),
         }
         write_atomically(self.folder / OWNER_FILE, json.dumps(owner).encode())
+        _HELD[_key(self.folder)] = self
 
     def release(self) -> None:
         """Let the folder go (a no-op when not held)."""
         if self.held:
             self._lock.release(force=True)
+            if _HELD.get(_key(self.folder)) is self:
+                del _HELD[_key(self.folder)]

@@ -35,6 +35,7 @@ from .export import (
     DEFAULT_MAX_PIXELS,
     ExportCell,
     GridLayout,
+    ReportSection,
     grid_image,
     grid_images,
     html_report,
@@ -42,6 +43,17 @@ from .export import (
     write_exports,
 )
 from .ranges import SYNTAX, format_value, format_values, parse_values
+from .ranking import (
+    MIN_VOTES,
+    RankedImage,
+    WinRate,
+    bradley_terry,
+    next_pair,
+    rank_images,
+    wilson_interval,
+    win_rates,
+)
+from .results import RunImage, RunResults, load_run
 from .run import SweepRun, prepare_sweep, sweep_payload
 from .runner import DEFAULT_CONCURRENCY, StormPolicy, SweepProgress, SweepRunner
 
@@ -52,6 +64,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_PRICE",
     "DEFAULT_ROUNDING",
+    "MIN_VOTES",
     "PROMPT_SR",
     "SYNTAX",
     "Axis",
@@ -62,7 +75,11 @@ __all__ = [
     "ExportCell",
     "GridLayout",
     "Mode",
+    "RankedImage",
+    "ReportSection",
     "Rounding",
+    "RunImage",
+    "RunResults",
     "SeedMode",
     "StormPolicy",
     "SweepError",
@@ -72,7 +89,9 @@ __all__ = [
     "SweepRun",
     "SweepRunner",
     "UnitPrice",
+    "WinRate",
     "billed_megapixels",
+    "bradley_terry",
     "estimate_cost",
     "field_kind",
     "format_value",
@@ -80,13 +99,18 @@ __all__ = [
     "grid_image",
     "grid_images",
     "html_report",
+    "load_run",
+    "next_pair",
     "parse_axis",
     "parse_values",
     "plan_sweep",
     "prepare_sweep",
+    "rank_images",
     "sweep_payload",
     "sweepable_fields",
     "thumbnail_jpeg",
     "to_axis",
+    "wilson_interval",
+    "win_rates",
     "write_exports",
 ]

@@ -27,6 +27,7 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "ExportCell",
     "GridLayout",
+    "ReportSection",
     "grid_image",
     "grid_images",
     "html_report",
@@ -377,6 +378,31 @@ def _split_rows(
 # --- the HTML report ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ReportSection:
+    """More of the report: a heading, lines of text, and a table (header, rows), all escaped."""
+
+    title: str
+    lines: Sequence[str] = ()
+    header: Sequence[str] = ()
+    rows: Sequence[Sequence[Any]] = ()
+    css_class: str = "section"
+
+    def html(self) -> str:
+        """The section as HTML."""
+        parts = [f'<section class="{_e(self.css_class)}"><h2>{_e(self.title)}</h2>']
+        if self.lines:
+            parts.append("<ul>" + "".join(f"<li>{_e(line)}</li>" for line in self.lines) + "</ul>")
+        if self.rows:
+            head = "".join(f"<th>{_e(h)}</th>" for h in self.header)
+            body = "".join(
+                "<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in self.rows
+            )
+            parts.append(f"<table><tr>{head}</tr>{body}</table>")
+        parts.append("</section>")
+        return "".join(parts)
+
+
 def thumbnail_jpeg(cell: ExportCell, size: int = 256) -> bytes | None:
     """A JPEG thumbnail of the cell's image (its own thumbnail when it has one), or None."""
     if cell.thumbnail and cell.thumbnail[:3] == b"\xff\xd8\xff":
@@ -438,10 +464,12 @@ def html_report(
     *,
     summary: Sequence[str] = (),
     link_base: Path | None = None,
+    sections: Sequence[ReportSection] = (),
 ) -> str:
     """A self-contained HTML report: each grid with inline thumbnails, then every cell's axis
     values, state, seed, request id, error and parameters. Every string is escaped; nothing is
-    loaded from elsewhere (thumbnails link to the full images when under `link_base`)."""
+    loaded from elsewhere (thumbnails link to the full images when under `link_base`).
+    `sections` (e.g. the ranking and win rates) come after the summary, before the grids."""
     nx, ny, nz = layout.shape
     title = layout.title or "fluxwidget sweep"
     parts = [
@@ -456,6 +484,8 @@ def html_report(
             f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in layout.legend.items()
         )
         parts.append(f'<table class="legend">{rows}</table>')
+    for section in sections:
+        parts.append(section.html())
     by_coords = {c.coords: c for c in cells}
     for z in range(nz):
         if layout.z_label is not None:
@@ -495,6 +525,7 @@ def write_exports(
     *,
     summary: Sequence[str] = (),
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    sections: Sequence[ReportSection] = (),
 ) -> list[Path]:
     """Write ``grid.jpg`` (``grid-z1.jpg``, ... with several Z values, or a grid too big for one
     image split by rows) and ``report.html`` into
@@ -510,7 +541,7 @@ def write_exports(
         write_atomically(path, out.getvalue())
         written.append(path)
     report = root / "report.html"
-    text = html_report(cells, layout, summary=summary, link_base=root)
+    text = html_report(cells, layout, summary=summary, link_base=root, sections=sections)
     write_atomically(report, text.encode())
     written.append(report)
     return written

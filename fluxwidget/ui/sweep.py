@@ -24,6 +24,7 @@ from ..sweeps.axes import AxisSpec, Mode, SeedMode, plan_sweep
 from ..sweeps.cost import CONFIRM_ABOVE_USD, UnitPrice
 from ..sweeps.run import SweepRun, prepare_sweep, sweep_payload
 from ..sweeps.runner import DEFAULT_CONCURRENCY
+from .blind_ab import BlindAB, blind_ab
 from .sweep_view import SweepView
 
 __all__ = ["LiveSweep", "sweep"]
@@ -45,6 +46,10 @@ class LiveSweep(SweepRun):
         if self._view is None:
             self._view = SweepView(self)
         return self._view.widget
+
+    def compare(self, *, seed: int | None = None) -> BlindAB:
+        """A blind A/B test of this sweep's images (votes stored in its run folder)."""
+        return blind_ab(self, seed=seed)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         self._shown_live = True  # shown already: `await run` in a later cell shows no second grid

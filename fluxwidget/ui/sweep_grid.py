@@ -3,7 +3,9 @@
 Each cell shows its state while the sweep runs (waiting, queued #N, running k/n, done, error,
 cancelled) and its thumbnail as soon as it arrives; each thumbnail is sent to the browser once.
 A click on a cell shows its parameters, seed, request id and timings, and "Open in panel" calls
-the `on_open` callback with the cell id. `finish()` writes the full state (saved notebooks).
+the `on_open` callback with the cell id. In the details a cell is rated (stars, pick/reject, a
+note; keys 1–5, 0 to clear, p/x, arrows for the next/previous cell): the `on_rate` callback
+stores it and `set_cell_rating` shows it. `finish()` writes the full state (saved notebooks).
 """
 
 from __future__ import annotations
@@ -54,7 +56,9 @@ class SweepGrid(ThumbnailWidget):
             axes=axes, legend={str(k): str(v) for k, v in (legend or {}).items()}, **kwargs
         )
         self._open: Callable[[str], None] | None = None
+        self._rate: Callable[[str, int | None, str | None, str], None] | None = None
         self._on("open", self._open_asked)
+        self._on("rate", self._rate_asked)
 
     def set_cell_state(
         self, cell_id: str, coords: tuple[int, int, int], state: str, text: str = ""
@@ -75,6 +79,35 @@ class SweepGrid(ThumbnailWidget):
         if not self.has_entry(cell_id):
             raise KeyError(f"unknown cell {cell_id!r}: set its state first (it holds its coords)")
         self._update_entry(cell_id, {"info": details}, thumbnail)
+
+    def set_cell_rating(
+        self, cell_id: str, stars: int | None, verdict: str | None = None, note: str = ""
+    ) -> None:
+        """Show a cell's rating (stars 1–5 or None, "pick"/"reject"/None, a note)."""
+        if not self.has_entry(cell_id):
+            raise KeyError(f"unknown cell {cell_id!r}")
+        fields = {"stars": int(stars or 0), "verdict": verdict or "", "note": note or ""}
+        self._update_entry(cell_id, fields)
+
+    def on_rate(self, callback: Callable[[str, int | None, str | None, str], None]) -> None:
+        """`callback(cell_id, stars, verdict, note)` when a cell is rated in the browser."""
+        self._rate = callback
+
+    def _rate_asked(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        cell_id = str(content.get("id", ""))
+        if self._rate is None or not self.has_entry(cell_id):
+            return
+        stars = content.get("stars")
+        verdict = content.get("verdict")
+        note = content.get("note")
+        self._rate(
+            cell_id,
+            int(stars)
+            if isinstance(stars, int) and not isinstance(stars, bool) and stars
+            else None,
+            str(verdict) if verdict in ("pick", "reject") else None,
+            str(note) if isinstance(note, str) else "",
+        )
 
     def on_open(self, callback: Callable[[str], None]) -> None:
         """`callback(cell_id)` when "Open in panel" is clicked on a cell."""

@@ -3,6 +3,8 @@
 The view listens to a `SweepRun`: every cell change updates its cell, every saved image becomes
 a thumbnail (made off the loop) sent once to the browser. "Open in panel" puts a cell's full
 input, with the seed it used, into the panel that asked for it (or the newest `FluxPanel`).
+Cells rated in the grid are stored in the run folder's ``ratings.jsonl`` (`store.ratings`);
+under the grid, the per-axis win rates, "Open the winner in the panel" and a blind A/B test.
 """
 
 from __future__ import annotations
@@ -16,9 +18,13 @@ import ipywidgets as widgets
 
 from .. import images
 from ..client.status import StatusUpdate
+from ..errors import FluxwidgetError
+from ..store.ratings import Ratings
 from ..store.records import JobRecord, SavedImage
 from ..sweeps.ranges import format_value
+from ..sweeps.results import load_run
 from ._widgets import error_html, esc, muted
+from .blind_ab import BlindAB
 from .sweep_grid import SweepGrid
 
 if TYPE_CHECKING:
@@ -29,6 +35,9 @@ __all__ = ["GRID_THUMBNAIL_SIDE", "SweepView", "cell_state"]
 
 GRID_THUMBNAIL_SIDE = 192
 """Longer side of a grid thumbnail: small enough for ≤ 25 kB of saved state per cell."""
+
+SUMMARY_IN_THREAD_ABOVE = 48
+"""Cells above which the ranking under the grid is worked out in a thread (it takes longer)."""
 
 _OPENERS: list[weakref.ReferenceType[Any]] = []
 
@@ -129,7 +138,28 @@ class SweepView:
         self.buttons["Cancel all"].on_click(lambda _b: self._act(run.cancel_all))
         self.buttons["Retry failed"].on_click(lambda _b: self._act(run.retry_failed))
         self.controls = widgets.HBox(list(self.buttons.values()), layout=layout)
-        self.widget = widgets.VBox([self.status, self.controls, self.grid], layout=layout)
+        self.ratings = Ratings(run.folder)
+        self.wins = widgets.HTML(layout=layout)
+        self.winner_button = widgets.Button(
+            description="Open the winner in the panel",
+            tooltip="Put the best-ranked image's parameters (and seed) into the panel",
+            layout=layout,
+        )
+        self.winner_button.on_click(lambda _b: self.open_winner())
+        self.compare_button = widgets.Button(
+            description="Blind A/B", tooltip="Compare two images at a time, parameters hidden"
+        )
+        self.compare_button.on_click(lambda _b: self.compare())
+        # under the grid on screen (flex order), while the grid stays the view's last child
+        below = widgets.Layout(width="auto", order="1")
+        self.compare_area = widgets.VBox(layout=widgets.Layout(width="auto", order="2"))
+        self.winner_bar = widgets.VBox(
+            [self.wins, widgets.HBox([self.winner_button, self.compare_button])], layout=below
+        )
+        self.widget = widgets.VBox(
+            [self.status, self.controls, self.winner_bar, self.compare_area, self.grid],
+            layout=layout,
+        )
         for record in run.records:
             self._cell_changed(record, None)
             if record.state == "done" and record.images:
@@ -137,7 +167,11 @@ class SweepView:
         run.runner.subscribe(on_cell=self._cell_changed, on_image=self._image_saved)
         run.on_status(self._status_changed)
         self.grid.on_open(self._open)
+        self.grid.on_rate(self._rated)
+        for record in run.records:
+            self._show_rating(record.job_id)
         self._status_changed(run.status)
+        self.refresh_win_rates()
 
     # --- updates ----------------------------------------------------------------------------
 
@@ -193,6 +227,108 @@ class SweepView:
             return
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # --- pick the winner --------------------------------------------------------------------
+
+    def _show_rating(self, cell_id: str) -> None:
+        rating = self.ratings.rating(cell_id, 0)
+        if rating is not None and self.grid.has_entry(cell_id):
+            self.grid.set_cell_rating(cell_id, rating.stars, rating.verdict, rating.note)
+
+    def _rated(self, cell_id: str, stars: int | None, verdict: str | None, note: str) -> None:
+        """A cell rated in the grid: stored in the run folder first, then shown."""
+        try:
+            rating = self.ratings.rate(
+                cell_id,
+                0,
+                stars=stars,
+                verdict=verdict,  # type: ignore[arg-type]
+                note=note,
+            )
+        except FluxwidgetError as exc:  # RunFolderBusy: a sweep writes it in another process
+            self.status.value = error_html(f"Not saved: {exc}")
+            return
+        self.grid.set_cell_rating(cell_id, rating.stars, rating.verdict, rating.note)
+        self.refresh_win_rates()
+
+    def rate(
+        self, cell_id: str, stars: int | None = None, verdict: str | None = None, note: str = ""
+    ) -> None:
+        """Rate a cell's image as the grid does (stored in the run folder)."""
+        self._rated(cell_id, stars, verdict, note)
+
+    def refresh_win_rates(self) -> None:
+        """Show the per-axis win rates and the current winner under the grid (worked out in a
+        thread for a big sweep, so rating stays quick)."""
+        if len(self.run.plan.cells) > SUMMARY_IN_THREAD_ABOVE:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                self._spawn(self._refresh_in_thread())
+                return
+        self._show_summary(*self._winner_summary())
+
+    async def _refresh_in_thread(self) -> None:
+        try:
+            summary = await asyncio.to_thread(self._winner_summary)
+        except Exception as exc:  # shown, never lost in a task (a sweep still adding cells)
+            summary = (error_html(f"{type(exc).__name__}: {exc}"), False)
+        self._show_summary(*summary)
+
+    def _show_summary(self, text: str, has_winner: bool) -> None:
+        self.wins.value = text
+        self.winner_button.disabled = not has_winner
+
+    def _winner_summary(self) -> tuple[str, bool]:
+        """The HTML under the grid (winner so far, win rates) and whether there is a winner."""
+        ratings = Ratings(self.run.folder)
+        if not ratings.state.ratings and not ratings.state.votes:
+            text = "Rate cells (click one, then 1–5 / p / x) or run a blind A/B test to pick "
+            return muted(text + "the winner."), False
+        try:
+            results = load_run(self.run.runner.run)
+        except FluxwidgetError as exc:
+            return error_html(str(exc)), False
+        winner = results.winner()
+        head = ""
+        if winner is not None:
+            values = ", ".join(f"{k}={format_value(v)}" for k, v in winner.axes.items())
+            head = f"<b>Winner so far:</b> {esc(winner.job_id)} ({esc(values)})"
+        rows = []
+        for axis, rates in results.win_rates().items():
+            cells = []
+            for rate in sorted(rates, key=lambda r: (not r.enough, -(r.rate or 0.0))):
+                if rate.enough and rate.rate is not None:
+                    text = f"<b>{esc(rate.value)}</b> {100 * rate.rate:.0f} % ± "
+                    text += f"{100 * rate.margin:.0f} % ({rate.votes})"
+                else:
+                    text = f"<b>{esc(rate.value)}</b> not enough votes yet ({rate.votes})"
+                cells.append(text)
+            rows.append(f"<tr><th>{esc(axis)}</th><td>{' · '.join(cells)}</td></tr>")
+        table = (
+            '<table class="fw-win-rates" style="line-height:1.5">'
+            "<tr><th>win rates</th><td>blind votes between different values, "
+            "95 % interval (votes)</td></tr>" + "".join(rows) + "</table>"
+            if rows
+            else ""
+        )
+        return f'<div style="line-height:1.5">{head}{table}</div>', winner is not None
+
+    def open_winner(self) -> None:
+        """Open the best-ranked image's parameters in the panel."""
+        winner = load_run(self.run.runner.run).winner()
+        if winner is None:
+            self.status.value = error_html("Nothing is rated or voted on yet.")
+            return
+        self._open(winner.job_id)
+
+    def compare(self) -> Any:
+        """Start a blind A/B test of this sweep's images under the grid; returns its widget."""
+        ab = BlindAB(self.run.folder, on_vote=lambda _vote: self.refresh_win_rates())
+        self.compare_area.children = [ab]
+        return ab
 
     def _open(self, cell_id: str) -> None:
         record = self.run.runner.records.get(cell_id)

@@ -1,10 +1,14 @@
 // SweepGrid: labelled X/Y grids (one per Z value), live cell states, details and "Open in panel".
+// Rating: stars / pick / reject / note in the details; keys 1-5, 0 clears, p pick, x reject,
+// arrows for the next/previous cell, Escape closes.
 
 const FW_STATE_ICON = { waiting: "…", queued: "⏳", running: "▶", done: "✓", error: "⚠", cancelled: "✕" };
 
 function render({ model, el }) {
   let selected = null;
   const root = fwEl("div", "fw-sweep");
+  root.tabIndex = 0;
+  root.dataset.lmSuppressShortcuts = "true"; // JupyterLab: our keys are not notebook shortcuts
   const legend = fwEl("div", "fw-legend");
   const grids = fwEl("div", "fw-grids");
   const details = fwEl("div", "fw-details");
@@ -45,10 +49,13 @@ function render({ model, el }) {
     }
     const text = `${FW_STATE_ICON[cell.state] || ""} ${cell.text}`;
     node.append(fwEl("div", "fw-cell-text", text));
+    const badge = fwRatingText(cell);
+    if (badge) node.append(fwEl("div", `fw-cell-rating fw-verdict-${cell.verdict || "none"}`, badge));
     node.title = "Click: details";
     node.addEventListener("click", () => {
       selected = selected === cell.id ? null : cell.id;
       draw();
+      root.focus({ preventScroll: true });
     });
     return node;
   }
@@ -105,7 +112,7 @@ function render({ model, el }) {
         draw();
       }),
     );
-    details.append(bar);
+    details.append(bar, ratingBar(cell));
     const body = fwEl("div", "fw-details-body");
     const buffer = cell.thumb >= 0 ? thumbs()[Number(cell.thumb)] : null;
     if (buffer) {
@@ -124,6 +131,71 @@ function render({ model, el }) {
     details.append(body);
   }
 
+  function rate(cell, changes) {
+    const current = { stars: cell.stars || 0, verdict: cell.verdict || "", note: cell.note || "" };
+    const next = { ...current, ...changes };
+    model.send({ kind: "rate", id: cell.id, stars: next.stars || null, verdict: next.verdict || null, note: next.note });
+  }
+
+  function ratingBar(cell) {
+    const bar = fwEl("div", "fw-rating-bar");
+    const stars = cell.stars || 0;
+    for (let n = 1; n <= 5; n++) {
+      const star = fwButton(n <= stars ? "★" : "☆", `${n} star${n > 1 ? "s" : ""} (key ${n})`, () =>
+        rate(cell, { stars: n === stars ? 0 : n }),
+      );
+      star.classList.add("fw-star");
+      star.dataset.stars = String(n);
+      bar.append(star);
+    }
+    for (const [verdict, label, key] of [["pick", "✔ Pick", "p"], ["reject", "✘ Reject", "x"]]) {
+      const button = fwButton(label, `${verdict} (key ${key})`, () =>
+        rate(cell, { verdict: cell.verdict === verdict ? "" : verdict }),
+      );
+      button.classList.add(`fw-${verdict}`);
+      if (cell.verdict === verdict) button.classList.add("fw-on");
+      bar.append(button);
+    }
+    const note = fwEl("input", "fw-note");
+    note.type = "text";
+    note.placeholder = "note (Enter to save)";
+    note.value = cell.note || "";
+    note.maxLength = 500;
+    note.addEventListener("keydown", (event) => {
+      event.stopPropagation(); // typing a note is not a shortcut
+      if (event.key === "Enter") rate(cell, { note: note.value });
+    });
+    note.addEventListener("change", () => rate(cell, { note: note.value }));
+    bar.append(note);
+    return bar;
+  }
+
+  function onKey(event) {
+    if (event.target && event.target.tagName === "INPUT") return;
+    const cell = selected && cells().find((c) => c.id === selected);
+    if (!cell) return;
+    let handled = true;
+    if (event.key >= "1" && event.key <= "5") rate(cell, { stars: Number(event.key) });
+    else if (event.key === "0") rate(cell, { stars: 0 });
+    else if (event.key === "p") rate(cell, { verdict: cell.verdict === "pick" ? "" : "pick" });
+    else if (event.key === "x") rate(cell, { verdict: cell.verdict === "reject" ? "" : "reject" });
+    else if (event.key === "ArrowRight" || event.key === "ArrowLeft") {
+      const order = [...cells()].sort((a, b) => a.z - b.z || a.y - b.y || a.x - b.x);
+      const at = order.findIndex((c) => c.id === cell.id);
+      const step = event.key === "ArrowRight" ? 1 : -1;
+      selected = order[(at + step + order.length) % order.length].id;
+      draw();
+    } else if (event.key === "Escape") {
+      selected = null;
+      draw();
+    } else handled = false;
+    if (handled) {
+      event.preventDefault();
+      event.stopPropagation();
+    }
+  }
+  root.addEventListener("keydown", onKey);
+
   function draw() {
     drawLegend();
     drawGrids();
@@ -137,7 +209,17 @@ function render({ model, el }) {
     model.off("change:entries", draw);
     model.off("change:axes", draw);
     model.off("change:legend", drawLegend);
+    root.removeEventListener("keydown", onKey);
   };
+}
+
+function fwRatingText(cell) {
+  const parts = [];
+  if (cell.stars) parts.push("★".repeat(cell.stars));
+  if (cell.verdict === "pick") parts.push("✔ pick");
+  if (cell.verdict === "reject") parts.push("✘ reject");
+  if (cell.note) parts.push("✎");
+  return parts.join(" ");
 }
 
 function initialize({ model }) {

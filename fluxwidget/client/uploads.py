@@ -61,6 +61,7 @@ from .transport import Transport
 from .urls import is_downgrade
 
 __all__ = [
+    "IMAGE_FIELDS",
     "CachedUpload",
     "FileKind",
     "ProgressCallback",
@@ -68,7 +69,10 @@ __all__ = [
     "UploadOptions",
     "Uploader",
     "check_local_file",
+    "check_mask",
     "default_cache_path",
+    "local_files",
+    "local_image_files",
     "local_lora_files",
     "upload_local_files",
 ]
@@ -651,31 +655,94 @@ def local_lora_files(params: FluxLoraInput) -> list[tuple[int, str]]:
     return found
 
 
+IMAGE_FIELDS = ("image_url", "mask_url")
+"""The input fields of the family that name an image (image-to-image, inpainting)."""
+
+
+def local_image_files(params: FluxLoraInput) -> list[tuple[str, str]]:
+    """(field, path) of each of `IMAGE_FIELDS` that names an existing local file (an http(s)
+    URL or a ``data:`` URI is sent as it is)."""
+    found = []
+    for name in IMAGE_FIELDS:
+        value = getattr(params, name, None)
+        if not isinstance(value, str) or "://" in value or value.startswith("data:"):
+            continue
+        try:
+            if Path(value).expanduser().is_file():
+                found.append((name, value))
+        except OSError:
+            continue
+    return found
+
+
+def local_files(params: FluxLoraInput) -> list[tuple[str, str, FileKind]]:
+    """(field, path, kind) of every local file an input names: LoRA weights, images, masks."""
+    loras = [(f"loras[{i}].path", path, "lora") for i, path in local_lora_files(params)]
+    images = [(name, path, "image") for name, path in local_image_files(params)]
+    return [*loras, *images]  # type: ignore[list-item]
+
+
+def _image_size_of(path: str) -> tuple[int, int] | None:
+    try:
+        with Image.open(Path(path).expanduser()) as image:
+            width, height = image.size
+            return int(width), int(height)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def check_mask(params: FluxLoraInput) -> None:
+    """`InputError` naming ``mask_url`` when a local mask and a local image differ in size
+    (fal wants the mask at the image's size; it is refused rather than resized, so what is
+    sent is what the user made). Unknown sizes (a URL on either side) are not checked."""
+    image, mask = getattr(params, "image_url", None), getattr(params, "mask_url", None)
+    if not isinstance(image, str) or not isinstance(mask, str):
+        return
+    local = dict(local_image_files(params))
+    if "image_url" not in local or "mask_url" not in local:
+        return
+    image_size, mask_size = _image_size_of(image), _image_size_of(mask)
+    if image_size is None or mask_size is None or image_size == mask_size:
+        return
+    message = (
+        f"the mask is {mask_size[0]}×{mask_size[1]} but the image is "
+        f"{image_size[0]}×{image_size[1]}; make the mask the image's size"
+    )
+    raise _problem("mask_url", mask, message)
+
+
 async def upload_local_files(
     params: FluxLoraInput, upload: UploadFn
 ) -> tuple[FluxLoraInput, dict[str, str]]:
-    """`params` with each local LoRA file replaced by its uploaded URL, and the map of local
-    path → URL (empty, and `params` itself, when there is none). Every file is checked before
-    any of them is sent (one `InputError` lists every problem)."""
-    found = local_lora_files(params)
+    """`params` with each local file it names (LoRA weights, ``image_url``, ``mask_url``)
+    replaced by its uploaded URL, and the map of local path → URL (empty, and `params` itself,
+    when there is none). Every file is checked before any of them is sent (one `InputError`
+    lists every problem); a local mask must have the local image's size (`check_mask`)."""
+    found = local_files(params)
     if not found:
         return params, {}
     problems: list[FieldProblem] = []
-    for index, path in found:
+    for field, path, kind in found:
         try:
-            await asyncio.to_thread(
-                check_local_file, path, field=f"loras[{index}].path", kind="lora"
-            )
+            await asyncio.to_thread(check_local_file, path, field=field, kind=kind)
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if not problems:
+        try:
+            await asyncio.to_thread(check_mask, params)
         except InputError as exc:
             problems.extend(exc.problems)
     if problems:
         raise InputError(problems)
     urls: dict[str, str] = {}
-    for index, path in found:
+    for field, path, kind in found:
         if path not in urls:
-            urls[path] = await upload(path, field=f"loras[{index}].path", kind="lora")
+            urls[path] = await upload(path, field=field, kind=kind)
     loras = [
         lora.model_copy(update={"path": urls[lora.path]}) if lora.path in urls else lora
         for lora in params.loras
     ]
-    return params.model_copy(update={"loras": loras}), urls
+    update: dict[str, Any] = {"loras": loras}
+    for name, path in local_image_files(params):
+        update[name] = urls[path]
+    return params.model_copy(update=update), urls

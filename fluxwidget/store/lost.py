@@ -24,8 +24,7 @@ from typing import Any
 from ..client.history import RequestListing, RequestSummary, isoformat, parse_time, payload_sha256
 from ..client.protocols import JobClient
 from ..errors import AuthenticationError, NotFoundError, ProtocolError, TransportError
-from ..schema import FluxLoraInput
-from .records import JobRecord
+from .records import JobRecord, record_input
 from .runs import Run
 
 __all__ = [
@@ -91,7 +90,7 @@ def match_lost_submits(
 def _fallback_hash(record: JobRecord) -> str | None:
     """The hash of the body a record's input makes (journals written before hashes were)."""
     try:
-        return payload_sha256(FluxLoraInput.model_validate(record.input).to_payload())
+        return payload_sha256(record_input(record).to_payload())
     except Exception:
         return None
 

@@ -28,7 +28,9 @@ from ..schema import (
     FieldProblem,
     FluxLoraInput,
     ImageSize,
+    InpaintingInput,
     InputError,
+    model_for_fields,
     validate_input,
 )
 from .ranges import format_value, format_values, parse_values
@@ -66,9 +68,14 @@ _SIZE = re.compile(r"(\d+)\s*[x×]\s*(\d+)", re.IGNORECASE)
 _AXIS_NAMES = ("x", "y", "z")
 
 
+FILE_FIELDS = frozenset({"image_url", "mask_url"})
+"""Fields whose values are files (or URLs): grid labels show their file name only."""
+
+
 def sweepable_fields() -> list[str]:
-    """Every field an axis can sweep, as written in an axis."""
-    fields = [name for name in FluxLoraInput.model_fields if name != "loras"]
+    """Every field an axis can sweep, as written in an axis (the union of the flux-lora
+    family's fields: an ``image_url`` or ``strength`` axis makes the cells image-to-image)."""
+    fields = [name for name in InpaintingInput.model_fields if name != "loras"]
     return [*fields, "loras[i].scale", "loras[i].path", PROMPT_SR]
 
 
@@ -79,7 +86,7 @@ def _problem(field: str, value: Any, message: str) -> SweepError:
 def _check_field(name: str) -> None:
     if name == PROMPT_SR or _LORA_FIELD.fullmatch(name):
         return
-    if name in FluxLoraInput.model_fields and name != "loras":
+    if name in InpaintingInput.model_fields and name != "loras":
         return
     allowed = sweepable_fields()
     close = difflib.get_close_matches(name, [*allowed, "loras[0].scale"], n=1, cutoff=0.6)
@@ -92,7 +99,7 @@ def field_kind(name: str) -> type:
     lora = _LORA_FIELD.fullmatch(name)
     if lora:
         return float if lora.group(2) == "scale" else str
-    info = FluxLoraInput.model_fields.get(name)
+    info = InpaintingInput.model_fields.get(name)
     if info is None:
         return str
     for kind in (bool, int, float):
@@ -258,7 +265,7 @@ class Cell:
             index=int(data["index"]),
             coords=(x, y, z),
             axis_values=dict(data["axis_values"]),
-            input=FluxLoraInput.model_validate(data["input"]),
+            input=model_for_fields(data["input"]).model_validate(data["input"]),
         )
 
 
@@ -308,13 +315,19 @@ class SweepPlan:
         base = self.base
         out: dict[str, str] = {}
         defaults = FluxLoraInput(prompt="-")
-        for name in FluxLoraInput.model_fields:
+        for name in type(base).model_fields:
             if name in swept or name in {"loras", "sync_mode"}:
                 continue
             value = getattr(base, name)
             if name == "seed":
                 if self.seed_mode == "fixed" and self.cells:
                     out[name] = format_value(self.cells[0].input.seed)
+                continue
+            if name == "image_size" and (
+                value is None
+                or ({"image_url", "mask_url"} & swept and name not in base.model_fields_set)
+            ):
+                out[name] = "the input image's"
                 continue
             quiet = {"num_images", "enable_safety_checker", "output_format", "acceleration"}
             if name in quiet and value == getattr(defaults, name):
@@ -360,7 +373,7 @@ class SweepPlan:
             raise ValueError(f"unknown mode {mode!r} or seed mode {seed_mode!r}")
         seed = data.get("seed")
         return cls(
-            base=FluxLoraInput.model_validate(data["base"]),
+            base=model_for_fields(data["base"]).model_validate(data["base"]),
             x=x,
             y=y,
             z=z,
@@ -555,6 +568,10 @@ def plan_sweep(
         plan_seed = None
 
     payload = base_input.to_payload()
+    if "image_size" not in base_input.model_fields_set and any(
+        a.field in ("image_url", "mask_url") for a in axes
+    ):
+        payload.pop("image_size", None)  # image-to-image cells: the input image's size
     width = max(4, len(str(len(combos) - 1)))
     cells: list[Cell] = []
     invalid: list[tuple[Cell, InputError]] = []

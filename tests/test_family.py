@@ -26,6 +26,9 @@ from fluxwidget.schema import IMAGE_TO_IMAGE_ID, INPAINTING_ID
 from fluxwidget.store.lost import _fallback_hash
 from fluxwidget.store.records import record_input
 from fluxwidget.store.runs import Run
+from fluxwidget.sweeps import SweepRunner, plan_sweep
+from fluxwidget.sweeps.cost import estimate_cost
+from fluxwidget.sweeps.export import GridLayout
 
 FAST = RetryPolicy(max_attempts=4, initial_wait=0.01, max_wait=0.2)
 
@@ -288,3 +291,146 @@ async def test_a_run_folder_keeps_the_endpoint_and_recover_collects_it(
     results = [p for _, p, _ in emu.calls if "/requests/" in p]
     assert results
     assert all(p.startswith("/fal-ai/flux-lora/requests/") for p in results)
+
+
+# --- the command line -------------------------------------------------------------------------
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "fluxwidget", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def test_cli_generate_image_to_image_with_a_local_photo(tmp_path: Path) -> None:
+    file = photo(tmp_path / "photo.png", size=(200, 150))
+    done = run_cli(
+        "generate", "a watercolour", "--image", str(file), "--strength", "0.6",
+        "--emulator", "--out", str(tmp_path / "run"), "--steps", "2", "--format", "png",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (saved,) = [Path(line) for line in done.stdout.split()]
+    assert Image.open(saved).size == (200, 150)
+    metadata = read_metadata(saved)
+    assert metadata is not None
+    assert metadata["endpoint"] == IMAGE_TO_IMAGE_ID
+    assert metadata["input"]["image_url"] == str(file)
+    assert metadata["input"]["strength"] == 0.6
+    assert metadata["uploads"][str(file)].startswith("http://127.0.0.1")
+
+
+def test_cli_generate_inpainting_and_its_refusals(tmp_path: Path) -> None:
+    image_file = photo(tmp_path / "photo.png")
+    mask_file = mask(tmp_path / "mask.png")
+    done = run_cli(
+        "generate", "a cat", "--image", str(image_file), "--mask", str(mask_file),
+        "--emulator", "--out", str(tmp_path / "run"), "--steps", "2",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    (saved,) = [Path(line) for line in done.stdout.split()]
+    metadata = read_metadata(saved)
+    assert metadata is not None
+    assert metadata["endpoint"] == INPAINTING_ID
+    assert set(metadata["uploads"]) == {str(image_file), str(mask_file)}
+
+    small = mask(tmp_path / "small.png", size=(10, 10))
+    refused = run_cli(
+        "generate", "a cat", "--image", str(image_file), "--mask", str(small), "--emulator",
+        "--out", str(tmp_path / "refused"),
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "mask_url" in refused.stderr
+    without_image = run_cli("generate", "a cat", "--strength", "0.5", "--emulator")
+    assert without_image.returncode != 0
+    assert "image_url" in without_image.stderr
+
+
+def test_cli_shows_the_upload_of_a_big_file_unless_quiet(tmp_path: Path) -> None:
+    big = tmp_path / "big.png"
+    Image.frombytes("RGB", (2400, 2400), os.urandom(2400 * 2400 * 3)).save(big, compress_level=0)
+    assert big.stat().st_size > 16 * 1024 * 1024
+    args = ["generate", "x", "--image", str(big), "--image-size", "square", "--emulator",
+            "--steps", "1"]  # fmt: skip
+    shown = run_cli(*args, "--out", str(tmp_path / "a"))
+    assert shown.returncode == 0, shown.stderr
+    assert "uploading big.png" in shown.stderr
+    assert "100%" in shown.stderr
+    quiet = run_cli(*args, "--out", str(tmp_path / "b"), "--quiet")
+    assert quiet.returncode == 0, quiet.stderr
+    assert "uploading" not in quiet.stderr
+
+
+def test_cli_help_names_the_family_options() -> None:
+    done = run_cli("sweep", "--help")
+    assert done.returncode == 0
+    for flag in ("--image PATH|URL", "--strength X", "--mask PATH|URL", "image_url"):
+        assert flag in done.stdout
+
+
+# --- sweeps -----------------------------------------------------------------------------------
+
+
+async def test_a_2x2_sweep_over_two_local_photos_uploads_each_once(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    a = photo(tmp_path / "a.png", colour="red")
+    b = photo(tmp_path / "b.jpg", size=(160, 120), colour="green")
+    plan = plan_sweep(
+        {"prompt": "as a watercolour", "num_inference_steps": 2},
+        f"image_url={a},{b}",
+        "strength=0.4,0.9",
+        seed=3,
+    )
+    assert all(isinstance(cell.input, ImageToImageInput) for cell in plan.cells)
+    assert all(cell.input.image_size is None for cell in plan.cells)  # type: ignore[attr-defined]
+    layout = GridLayout.from_plan(plan)
+    assert layout.x_values == ("a.png", "b.jpg")  # file names, not whole paths
+    assert layout.y_values == ("0.4", "0.9")
+    estimate = estimate_cost(plan.inputs)
+    assert estimate.unknown_sizes == 0  # read from the local files
+    assert estimate.megapixels == 4
+    async with client_for(emu) as client:
+        runner = SweepRunner(client, plan, out=tmp_path / "sweep", concurrency=4)
+        await runner.run_all()
+    assert runner.progress().done == 4
+    assert len(emu.uploads) == 2  # each distinct file once for the whole sweep
+    assert sorted(info.name for info in emu.uploads) == ["a.png", "b.jpg"]
+    sent = {job.input["image_url"] for job in emu.jobs.values()}
+    assert sent == {info.url for info in emu.uploads}
+    assert {job.subpath for job in emu.jobs.values()} == {"image-to-image"}
+    sizes = set()
+    for record in runner.records.values():
+        assert record.endpoint == IMAGE_TO_IMAGE_ID
+        sizes.add((record.images[0].width, record.images[0].height))
+    assert sizes == {(320, 240), (160, 120)}
+
+
+def test_sweep_cells_are_all_validated_before_anything_is_sent(tmp_path: Path) -> None:
+    a = photo(tmp_path / "a.png")
+    with pytest.raises(InputError) as caught:
+        plan_sweep({"prompt": "x"}, f"image_url={a},{tmp_path / 'missing.png'}")
+    assert "missing.png" in str(caught.value)
+    with pytest.raises(InputError) as strength:
+        plan_sweep({"prompt": "x", "image_url": str(a)}, "strength=0.5,1.5")
+    assert "strength" in str(strength.value)
+
+
+def test_a_lora_path_axis_over_local_files_labels_file_names(tmp_path: Path) -> None:
+    from tests.test_uploads import safetensors
+
+    one = safetensors(tmp_path / "one.safetensors")
+    two = safetensors(tmp_path / "two.safetensors")
+    plan = plan_sweep({"prompt": "x", "loras": [{"path": str(one)}]}, f"loras[0].path={one},{two}")
+    assert GridLayout.from_plan(plan).x_values == ("one.safetensors", "two.safetensors")
+
+
+def test_the_estimate_of_an_image_at_an_url_says_its_size_is_assumed() -> None:
+    item = ImageToImageInput(prompt="x", image_url="https://example.org/a.png")
+    estimate = estimate_cost([item, item])
+    assert estimate.unknown_sizes == 2
+    assert estimate.megapixels == 4  # 1024×1024 bills as 2 MP each
+    assert "assumed 1024×1024" in estimate.describe()

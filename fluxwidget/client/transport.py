@@ -44,6 +44,31 @@ _DROPPED_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
+_SLICE = 256 * 1024
+"""A raw body larger than this is written in slices of this size (see `_Slices`)."""
+
+
+class _Slices:
+    """A large raw body (an upload) handed to httpx in slices, so that neither h11 (which joins
+    what it is given into one buffer) nor the socket's transport (which copies what the socket
+    does not take at once) holds another copy of the whole body: the socket's flow control then
+    paces the writes. Iterable again for each retry. Sent with an explicit Content-Length."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def release(self) -> None:
+        """Let go of the body once the call is over: the finished request may live on in a
+        reference cycle (the retry loop's state) until the garbage collector runs, and a part
+        of an upload is megabytes."""
+        self.data = b""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        view = memoryview(self.data)
+        for start in range(0, len(view), _SLICE):
+            yield bytes(view[start : start + _SLICE])
+
+
 @dataclass
 class _LoopState:
     http: httpx.AsyncClient
@@ -245,11 +270,15 @@ class Transport:
         """
         state = self._state()
         http = state.stream_http if after_stream else state.http
+        body: bytes | _Slices | None = content
+        if content is not None and len(content) > _SLICE:
+            body = _Slices(content)
+            headers = {**(headers or {}), "Content-Length": str(len(content))}
         request = http.build_request(
             method,
             url,
             json=json,
-            content=content,
+            content=body,
             params=params,
             headers=self._headers(headers, auth),
         )
@@ -272,6 +301,9 @@ class Transport:
             return exc.response  # attempts ran out: the caller turns it into a FalError
         except httpx.HTTPError as exc:
             raise self.map_error(exc, call, submit=submit) from None
+        finally:
+            if isinstance(body, _Slices):
+                body.release()
         raise AssertionError("unreachable: tenacity re-raises when it gives up")
 
     # --- the status stream ---------------------------------------------------------------------

@@ -21,7 +21,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -57,6 +57,9 @@ class _Slices:
     def __init__(self, data: bytes) -> None:
         self.data = data
 
+    def __len__(self) -> int:
+        return len(self.data)
+
     def release(self) -> None:
         """Let go of the body once the call is over: the finished request may live on in a
         reference cycle (the retry loop's state) until the garbage collector runs, and a part
@@ -67,6 +70,15 @@ class _Slices:
         view = memoryview(self.data)
         for start in range(0, len(view), _SLICE):
             yield bytes(view[start : start + _SLICE])
+
+
+class SizedBody(Protocol):
+    """A raw body read as it is sent (e.g. a file's range): its length in bytes, and its bytes
+    in slices — again from the start for each retry."""
+
+    def __len__(self) -> int: ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
 
 
 @dataclass
@@ -248,7 +260,7 @@ class Transport:
         url: str,
         *,
         json: Any = None,
-        content: bytes | None = None,
+        content: bytes | SizedBody | None = None,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         deadline: float | None = None,
@@ -264,14 +276,17 @@ class Transport:
         `call` names the call in errors; `any_5xx` retries every 5xx (read-only calls);
         `rate_limits=False` returns a 429 at once (the caller waits visibly); `after_stream`
         sends it on the streams' pool, where the job's drained stream left a warm connection.
-        `content` is a raw body (an upload); `deadline` replaces `Limits.call_timeout` for each
-        attempt (a large upload needs longer). `auth=False` sends no key: the caller's own
+        `content` is a raw body (an upload): bytes, or a `SizedBody` read as it is sent;
+        `deadline` replaces `Limits.call_timeout` for each attempt (a large upload needs
+        longer). `auth=False` sends no key: the caller's own
         ``Authorization`` header (an upload token), if any, goes as given.
         """
         state = self._state()
         http = state.stream_http if after_stream else state.http
-        body: bytes | _Slices | None = content
-        if content is not None and len(content) > _SLICE:
+        body: bytes | SizedBody | None = content
+        if content is not None and not isinstance(content, bytes):
+            headers = {**(headers or {}), "Content-Length": str(len(content))}
+        elif content is not None and len(content) > _SLICE:
             body = _Slices(content)
             headers = {**(headers or {}), "Content-Length": str(len(content))}
         request = http.build_request(

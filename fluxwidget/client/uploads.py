@@ -9,7 +9,7 @@ The protocol (see fal-platform.md, "Storage upload"):
    bytes, ``Content-Type`` and ``X-Fal-File-Name`` → ``{access_url}``.
 3. A larger file: ``POST {base_url}/files/upload/multipart`` → ``{access_url, uploadId}``; each
    part ``PUT {access_url}/multipart/{uploadId}/{n}`` (n from 1; a few at once, each read from
-   disk when it is sent and retried on its own) → its ``ETag``; then
+   disk in slices as it is sent, `FileRange`, and retried on its own) → its ``ETag``; then
    ``POST {access_url}/multipart/{uploadId}/complete`` with ``{"parts": [{partNumber, etag}]}``.
 
 Every upload asks for a lifetime (``X-Fal-Object-Lifecycle-Preference``). The file is checked
@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -309,10 +309,35 @@ def _digest(path: str | Path) -> tuple[Path, str, int, int]:
     return file, sha.hexdigest(), stat.st_size, stat.st_mtime_ns
 
 
-def _read_range(path: Path, offset: int, length: int) -> bytes:
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        return handle.read(length)
+_SLICE = 256 * 1024
+
+
+class FileRange:
+    """`length` bytes of a file from `offset`, read from disk in slices as they are sent (a
+    `transport.SizedBody`): an upload holds a slice in memory, not a part or the whole file.
+    Read again from the start for each retry; a file that no longer has the bytes is an
+    `InputError` naming `field`."""
+
+    def __init__(self, path: Path, offset: int, length: int, *, field: str = "path") -> None:
+        self.path, self.offset, self.length, self.field = path, offset, length, field
+
+    def __len__(self) -> int:
+        return self.length
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        handle = await asyncio.to_thread(self.path.open, "rb")
+        try:
+            await asyncio.to_thread(handle.seek, self.offset)
+            left = self.length
+            while left:
+                chunk = await asyncio.to_thread(handle.read, min(_SLICE, left))
+                if not chunk:
+                    message = "changed size while it was uploaded"
+                    raise _problem(self.field, str(self.path), message)
+                left -= len(chunk)
+                yield chunk
+        finally:
+            handle.close()
 
 
 def _file_name(path: Path) -> str:
@@ -494,12 +519,11 @@ class Uploader:
 
     async def _single(self, file: Path, size: int, token: _Token) -> str:
         call = "upload"
-        data = await asyncio.to_thread(file.read_bytes)
         response = await self.http.request(
             call,
             "POST",
             f"{token.base_url}/files/upload",
-            content=data,
+            content=FileRange(file, 0, size),
             headers=self._headers(token, content_type_for(file), _file_name(file)),
             deadline=self._deadline(size),
             auth=False,
@@ -542,14 +566,11 @@ class Uploader:
             async with slots:
                 offset = (number - 1) * part_size
                 length = min(part_size, size - offset)
-                data = await asyncio.to_thread(_read_range, file, offset, length)
-                if len(data) != length:
-                    raise _problem("path", str(file), "changed size while it was uploaded")
                 reply = await self.http.request(
                     "upload part",
                     "PUT",
                     f"{root}/{number}",
-                    content=data,
+                    content=FileRange(file, offset, length),
                     headers={
                         "Authorization": token.header,
                         "Content-Type": content_type,
@@ -559,7 +580,6 @@ class Uploader:
                     auth=False,
                     any_5xx=True,
                 )
-                del data
                 if reply.is_error:
                     raise self._error(reply, f"upload part {number}")
                 etag = str(reply.headers.get("etag", "")).strip()

@@ -50,7 +50,7 @@ LINK = (0.02, 2.0)
 # --- one upload, in a child process -----------------------------------------------------------
 
 
-async def _upload(client_name: str, url: str, key: str, file: Path) -> str:
+async def _upload(client_name: str, url: str, key: str, file: Path, size: int) -> str:
     if client_name == "fluxwidget":
         from fluxwidget.client import FluxClient
 
@@ -88,7 +88,7 @@ async def _upload(client_name: str, url: str, key: str, file: Path) -> str:
                 "Authorization": f"{token['token_type']} {token['token']}",
                 "Content-Type": "application/octet-stream",
                 "X-Fal-File-Name": file.name,
-                "Content-Length": str(file.stat().st_size),
+                "Content-Length": str(size),
             },
         )
         reply.raise_for_status()
@@ -107,9 +107,10 @@ def child(args: argparse.Namespace) -> None:
         import tracemalloc
 
         tracemalloc.start()
+    file = Path(args.file)
     before = rss_mib()
     start = time.perf_counter()
-    url = asyncio.run(_upload(args.child, args.url, args.key, Path(args.file)))
+    url = asyncio.run(_upload(args.child, args.url, args.key, file, file.stat().st_size))
     wall = time.perf_counter() - start
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     traced = None

@@ -309,11 +309,11 @@ def _digest(path: str | Path) -> tuple[Path, str, int, int]:
     return file, sha.hexdigest(), stat.st_size, stat.st_mtime_ns
 
 
-_SLICE = 256 * 1024
+_SLICE = 1024 * 1024
 
 
 class FileRange:
-    """`length` bytes of a file from `offset`, read from disk in slices as they are sent (a
+    """`length` bytes of a file from `offset`, read from disk in 1 MiB slices as they are sent (a
     `transport.SizedBody`): an upload holds a slice in memory, not a part or the whole file.
     Read again from the start for each retry; a file that no longer has the bytes is an
     `InputError` naming `field`."""

@@ -23,7 +23,7 @@ from fluxwidget.errors import FalError, InputError
 from fluxwidget.images import read_metadata
 from fluxwidget.pipeline import JobPipeline
 from fluxwidget.schema import IMAGE_TO_IMAGE_ID, INPAINTING_ID
-from fluxwidget.store.lost import _fallback_hash
+from fluxwidget.store.lost import _fallback_hash, find_lost_submits
 from fluxwidget.store.records import record_input
 from fluxwidget.store.runs import Run
 from fluxwidget.sweeps import SweepRunner, plan_sweep
@@ -434,3 +434,43 @@ def test_the_estimate_of_an_image_at_an_url_says_its_size_is_assumed() -> None:
     assert estimate.unknown_sizes == 2
     assert estimate.megapixels == 4  # 1024×1024 bills as 2 MP each
     assert "assumed 1024×1024" in estimate.describe()
+
+
+def test_cli_sweep_over_strength_with_a_local_photo(tmp_path: Path) -> None:
+    file = photo(tmp_path / "photo.png", size=(96, 64))
+    done = run_cli(
+        "sweep", "as a watercolour", "--image", str(file), "--axis", "strength=0.3,0.9",
+        "--emulator", "--yes", "--out", str(tmp_path / "sweep"), "--steps", "1", "--quiet",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads((tmp_path / "sweep" / "manifest.json").read_text())
+    jobs = manifest["jobs"]
+    assert len(jobs) == 2
+    assert {job["endpoint"] for job in jobs} == {IMAGE_TO_IMAGE_ID}
+    assert sorted(job["input"]["strength"] for job in jobs) == [0.3, 0.9]
+    assert len({url for job in jobs for url in job["uploads"].values()}) == 1
+
+
+async def test_a_lost_image_to_image_submit_is_found_by_its_endpoint(tmp_path: Path) -> None:
+    file = photo(tmp_path / "photo.png")
+    with Emulator(workers=2, seconds_per_step=0.002, keepalive_interval=0.2) as emu:
+        emu.inject("submit", drop=True, after_accept=True)
+        run = Run.create(tmp_path / "run", kind="generate")
+        async with client_for(emu) as client:
+            pipeline = JobPipeline(client, run)
+            with pytest.raises(FalError):
+                await pipeline.run(
+                    {"prompt": "x", "image_url": str(file), "num_inference_steps": 2}
+                )
+            await run.flush()
+            [record] = run.records()
+            assert record.state == "unknown"
+            assert record.endpoint == IMAGE_TO_IMAGE_ID
+            assert _fallback_hash(record) == next(
+                e["payload_sha256"] for e in run.journal.records() if e["event"] == "submitting"
+            )
+            found = await find_lost_submits(client, run)
+            collected = await pipeline.collect(run.jobs[record.job_id])
+        assert emu.submit_count == 1
+    assert record.job_id in found.found
+    assert collected.state == "done"

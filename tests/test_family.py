@@ -474,3 +474,28 @@ async def test_a_lost_image_to_image_submit_is_found_by_its_endpoint(tmp_path: P
         assert emu.submit_count == 1
     assert record.job_id in found.found
     assert collected.state == "done"
+
+
+def test_a_sweep_over_a_file_that_is_no_image_is_refused_when_planned(tmp_path: Path) -> None:
+    good = photo(tmp_path / "good.png")
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"not an image" * 50)
+    with pytest.raises(InputError) as caught:
+        plan_sweep({"prompt": "x"}, f"image_url={good},{bad}")
+    text = str(caught.value)
+    assert "bad.png" in text
+    assert "Pillow" in text
+    small_mask = mask(tmp_path / "mask.png", size=(8, 8))
+    with pytest.raises(InputError) as masks:
+        plan_sweep(
+            {"prompt": "x", "mask_url": str(small_mask)}, f"image_url={good}", "strength=0.5,0.7"
+        )
+    assert "mask_url" in str(masks.value)
+
+
+def test_one_mask_over_swept_photos_makes_inpainting_cells(tmp_path: Path) -> None:
+    a, b = photo(tmp_path / "a.png"), photo(tmp_path / "b.png", colour="red")
+    shared = mask(tmp_path / "mask.png")
+    plan = plan_sweep({"prompt": "x", "mask_url": str(shared)}, f"image_url={a},{b}")
+    assert [type(cell.input) for cell in plan.cells] == [InpaintingInput, InpaintingInput]
+    assert [cell.input.image_url for cell in plan.cells] == [str(a), str(b)]  # type: ignore[attr-defined]

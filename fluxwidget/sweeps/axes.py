@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import hashlib
 import itertools
 import json
+import os
 import random
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
 
+from ..client.uploads import check_local_file, check_mask, local_files
 from ..errors import SweepError
 from ..schema import (
     FieldProblem,
@@ -511,6 +514,42 @@ def _cell_problems(
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _checked_file(path: str, kind: str, _stamp: tuple[int, int]) -> InputError | None:
+    """The problem of one local file (None: fit to upload), cached while it is unchanged."""
+    try:
+        check_local_file(path, field="file", kind=kind)  # type: ignore[arg-type]
+    except InputError as exc:
+        return exc
+    return None
+
+
+def _file_problems(cells: list[Cell]) -> list[tuple[Cell, InputError]]:
+    """Cells naming a local file that could not be uploaded (missing, unreadable, not an image
+    or not safetensors) or a local mask of another size than its image: found before anything
+    is sent, each distinct file checked once."""
+    invalid = []
+    for cell in cells:
+        problems = []
+        for field_name, path, kind in local_files(cell.input):
+            try:
+                stat = os.stat(os.path.expanduser(path))
+                stamp = (stat.st_size, stat.st_mtime_ns)
+            except OSError:
+                stamp = (-1, -1)
+            error = _checked_file(path, kind, stamp)
+            if error is not None:
+                problems += [FieldProblem(field_name, path, p.message) for p in error.problems]
+        if not problems:
+            try:
+                check_mask(cell.input)
+            except InputError as exc:
+                problems += exc.problems
+        if problems:
+            invalid.append((cell, InputError(problems)))
+    return invalid
+
+
 def plan_sweep(
     base: FluxLoraInput | dict[str, Any],
     x: AxisSpec | None = None,
@@ -539,9 +578,12 @@ def plan_sweep(
         raise _problem("seed_mode", seed_mode, "must be 'fixed', 'per_cell' or 'per_row'")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise _problem("seed", seed, "must be a whole number ≥ 0")
-    base_input = validate_input(base)
     named = [to_axis(spec) for spec in (x, y, z)]
     axes = [a for a in named if a is not None]
+    if isinstance(base, Mapping):  # a mask over swept images: the base takes the first image
+        missing = {a.field: a.values[0] for a in axes if a.field in FILE_FIELDS}
+        base = {**missing, **base} if "mask_url" in {**missing, **base} else base
+    base_input = validate_input(base)
     _check_axes(base_input, axes, mode)
 
     if mode == "zip":
@@ -588,6 +630,8 @@ def plan_sweep(
             invalid.append((Cell(cell_id, index, combo, values, base_input), exc))
             continue
         cells.append(Cell(cell_id, index, combo, values, cell_input))
+    if not invalid:
+        invalid = _file_problems(cells)
     if invalid:
         raise _cell_problems(invalid, axes, len(combos))
     return SweepPlan(

@@ -499,3 +499,14 @@ def test_one_mask_over_swept_photos_makes_inpainting_cells(tmp_path: Path) -> No
     plan = plan_sweep({"prompt": "x", "mask_url": str(shared)}, f"image_url={a},{b}")
     assert [type(cell.input) for cell in plan.cells] == [InpaintingInput, InpaintingInput]
     assert [cell.input.image_url for cell in plan.cells] == [str(a), str(b)]  # type: ignore[attr-defined]
+
+
+def test_the_estimate_reads_the_size_of_a_data_uri_image() -> None:
+    import base64
+
+    out = io.BytesIO()
+    Image.new("RGB", (2000, 1000), "red").save(out, format="PNG")
+    uri = "data:image/png;base64," + base64.b64encode(out.getvalue()).decode()
+    estimate = estimate_cost([ImageToImageInput(prompt="x", image_url=uri)])
+    assert estimate.unknown_sizes == 0
+    assert estimate.megapixels == 2  # 2,000,000 pixels

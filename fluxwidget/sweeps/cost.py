@@ -17,6 +17,7 @@ from typing import Literal
 from PIL import Image
 
 from ..client.pricing import UnitPrice
+from ..images import decode_data_uri, image_size
 from ..schema import DEFAULT_UNKNOWN_SIZE, FluxLoraInput, ImageToImageInput
 
 __all__ = [
@@ -141,7 +142,12 @@ def output_size(
 
 
 def _local_image_size(path: str) -> tuple[int, int] | None:
-    if "://" in path or path.startswith("data:"):
+    if path.startswith("data:"):
+        try:
+            return image_size(decode_data_uri(path)[0])
+        except ValueError:
+            return None
+    if "://" in path:
         return None
     try:
         with Image.open(Path(path).expanduser()) as image:

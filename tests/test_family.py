@@ -510,3 +510,18 @@ def test_the_estimate_reads_the_size_of_a_data_uri_image() -> None:
     estimate = estimate_cost([ImageToImageInput(prompt="x", image_url=uri)])
     assert estimate.unknown_sizes == 0
     assert estimate.megapixels == 2  # 2,000,000 pixels
+
+
+async def test_the_pipeline_reports_upload_progress(emu: Emulator, tmp_path: Path) -> None:
+    file = photo(tmp_path / "photo.png")
+    heard: list[tuple[str, int, int]] = []
+    run = Run.create(tmp_path / "run", kind="generate")
+    async with client_for(emu) as client:
+        pipeline = JobPipeline(client, run, on_upload=lambda *a: heard.append(a))
+        record = await pipeline.run(
+            {"prompt": "x", "image_url": str(file), "num_inference_steps": 1}
+        )
+    size = file.stat().st_size
+    assert record.state == "done"
+    assert heard[0] == (str(file), 0, size)
+    assert heard[-1] == (str(file), size, size)

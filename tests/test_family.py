@@ -350,16 +350,17 @@ def test_cli_generate_inpainting_and_its_refusals(tmp_path: Path) -> None:
 
 
 def test_cli_shows_the_upload_of_a_big_file_unless_quiet(tmp_path: Path) -> None:
-    big = tmp_path / "big.png"
-    Image.frombytes("RGB", (2400, 2400), os.urandom(2400 * 2400 * 3)).save(big, compress_level=0)
-    assert big.stat().st_size > 16 * 1024 * 1024
-    args = ["generate", "x", "--image", str(big), "--image-size", "square", "--emulator",
+    from tests.test_uploads import safetensors
+
+    big = safetensors(tmp_path / "big.safetensors", 17 * 1024 * 1024)
+    args = ["generate", "x", "--lora", str(big), "--image-size", "square", "--emulator",
             "--steps", "1"]  # fmt: skip
-    shown = run_cli(*args, "--out", str(tmp_path / "a"))
+    env = {"FLUXWIDGET_UPLOAD_CACHE": "off"}
+    shown = run_cli(*args, "--out", str(tmp_path / "a"), env=env)
     assert shown.returncode == 0, shown.stderr
-    assert "uploading big.png" in shown.stderr
+    assert "uploading big.safetensors" in shown.stderr
     assert "100%" in shown.stderr
-    quiet = run_cli(*args, "--out", str(tmp_path / "b"), "--quiet")
+    quiet = run_cli(*args, "--out", str(tmp_path / "b"), "--quiet", env=env)
     assert quiet.returncode == 0, quiet.stderr
     assert "uploading" not in quiet.stderr
 

@@ -526,3 +526,12 @@ async def test_the_pipeline_reports_upload_progress(emu: Emulator, tmp_path: Pat
     assert record.state == "done"
     assert heard[0] == (str(file), 0, size)
     assert heard[-1] == (str(file), size, size)
+
+
+def test_an_emulator_for_own_urls_only_refuses_foreign_images() -> None:
+    with Emulator(seconds_per_step=0.005, lora_urls="own") as strict:
+        body = {"prompt": "x", "image_url": "https://example.org/a.png"}
+        reply = _post(strict, IMAGE_TO_IMAGE_ID, body)
+        assert reply.status_code == 422
+        assert reply.json()["detail"][0]["loc"] == ["body", "image_url"]
+        assert strict.submit_count == 0

@@ -70,7 +70,7 @@ notebooks: $(VENV)/.installed-test
 	$(BIN)/python -m pytest tests/test_notebooks.py tests/test_binder.py $(PYTEST_ARGS)
 
 BENCHMARKS := bench_network bench_sweep bench_waiting bench_status_updates bench_concurrency \
-	bench_overhead bench_thumbnails
+	bench_overhead bench_thumbnails bench_upload
 
 bench: $(VENV)/.installed-test
 	@for name in $(BENCHMARKS); do \

@@ -8,6 +8,7 @@ answers one JSON line per command line:
 - ``{"cmd": "stats"}``: calls by route, connections opened / open / at most open at once;
 - ``{"cmd": "jobs", "ids": [...]}``: each job's ``[submitted_at, started_at, completed_at]``
   (``time.monotonic()``, a system-wide clock on Linux, so the benchmark can compare);
+- ``{"cmd": "uploads"}``: the size of every file uploaded to the emulator's storage;
 - ``{"cmd": "stop"}``.
 """
 
@@ -70,6 +71,8 @@ def main() -> None:
                     "open": conns.open,
                     "peak_open": conns.peak_open,
                 }
+            elif command["cmd"] == "uploads":
+                reply = {"sizes": [info.size for info in emu.uploads]}
             elif command["cmd"] == "jobs":
                 for request_id in command["ids"]:
                     job = emu.job(request_id)

@@ -11,9 +11,10 @@ The panel, the CLI's ``generate`` and ``recover``, sweeps and the notebooks all 
   has expired, its images from the URLs journaled at completion;
 - a submit is never retried after the server may have accepted it (the client's rule); a job
   whose submit was in flight when the process died is ``unknown``, never silently resubmitted;
-- a LoRA path naming a local file is uploaded before the submit (never inside it or its
-  retries): the submitted input carries the URL, the record keeps both (`JobRecord.uploads`),
-  and a failed upload fails the job before anything is paid.
+- a local file the input names (a LoRA path, ``image_url``, ``mask_url``) is uploaded before
+  the submit (never inside it or its retries): the submitted input carries the URL, the
+  record keeps both (`JobRecord.uploads`), and a failed upload fails the job
+  before anything is paid.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from . import images
@@ -32,7 +34,7 @@ from .client.handle import is_final_error
 from .client.history import isoformat, payload_sha256
 from .client.protocols import JobClient, JobHandle
 from .client.status import Completed, InProgress, Queued, StatusUpdate, Waiting, describe
-from .client.uploads import local_lora_files, upload_local_files
+from .client.uploads import FileKind, local_files, upload_local_files
 from .errors import (
     FalError,
     GenerationTimeout,
@@ -42,10 +44,10 @@ from .errors import (
     TransportError,
 )
 from .schema import FluxImage, FluxLoraInput, FluxLoraOutput, validate_input
-from .store.records import JobRecord, SavedImage
+from .store.records import JobRecord, SavedImage, record_input
 from .store.runs import Run
 
-__all__ = ["JobPipeline", "OnChange", "OnImage"]
+__all__ = ["JobPipeline", "OnChange", "OnImage", "OnUpload"]
 
 log = logging.getLogger("fluxwidget.pipeline")
 
@@ -53,6 +55,8 @@ OnChange = Callable[[JobRecord, StatusUpdate | None], None]
 """Called on the loop whenever a job's state or status line changes (keep it quick)."""
 OnImage = Callable[[JobRecord, SavedImage, bytes], Awaitable[None] | None]
 """Called with each image's bytes right after it is saved (e.g. to make a thumbnail)."""
+OnUpload = Callable[[str, int, int], None]
+"""Called on the loop with (local path, bytes sent, total bytes) as a local file is uploaded."""
 
 
 def _emulated(output: FluxLoraOutput) -> bool:
@@ -67,8 +71,10 @@ class JobPipeline:
     output)` hears that the server is done with a job (its result is in hand — None when it is
     collected from journaled URLs; the downloads follow);
     `on_image(record, image, data)` gets each image's bytes once it is on disk. All run on the
-    event loop. `step_logs` asks fal for the log lines that count a running job's steps ("running
-    12/28"); without them a job's stream carries an event per change of state, not per step.
+    event loop. `on_upload(path, sent, total)` hears the progress of each local file's upload
+    (e.g. a progress bar). `step_logs` asks fal for the log lines that count a running job's
+    steps ("running 12/28"); without them a job's stream carries an event per change of
+    state, not per step.
     """
 
     def __init__(
@@ -79,6 +85,7 @@ class JobPipeline:
         on_change: OnChange | None = None,
         on_image: OnImage | None = None,
         on_result: Callable[[JobRecord, FluxLoraOutput | None], None] | None = None,
+        on_upload: OnUpload | None = None,
         image_concurrency: int = 4,
         step_logs: bool = True,
         clock: Callable[[], float] = time.time,
@@ -87,6 +94,7 @@ class JobPipeline:
         self.step_logs = step_logs
         self.run_folder = run
         self.on_change = on_change
+        self.on_upload = on_upload
         self.on_image = on_image
         self.on_result = on_result
         self._image_slots = asyncio.Semaphore(image_concurrency)
@@ -179,17 +187,17 @@ class JobPipeline:
             self.handles.pop(record.job_id, None)
 
     async def _upload(self, record: JobRecord) -> FluxLoraInput:
-        """The input to submit: local LoRA files uploaded (their URLs in it and in
-        `record.uploads`). A failure fails the job, nothing submitted: final unless the
-        network failed (then running the job again may succeed)."""
+        """The input to submit: local files (LoRA weights, input image, mask) uploaded (their
+        URLs in it and in `record.uploads`). A failure fails the job, nothing submitted: final
+        unless the network failed (then running the job again may succeed)."""
         try:
-            params = validate_input(record.input)
-            found = local_lora_files(params)
+            params = record_input(record)
+            found = local_files(params)
             if not found:
                 return params
-            names = ", ".join(sorted({path.rsplit("/", 1)[-1] for _, path in found}))
+            names = ", ".join(sorted({path.rsplit("/", 1)[-1] for _, path, _ in found}))
             self._set(record, record.state, f"Uploading {names}…")
-            params, uploads = await upload_local_files(params, self.client.upload)
+            params, uploads = await upload_local_files(params, self._upload_one)
         except asyncio.CancelledError:
             self._set(record, record.state, "Stopped while uploading; nothing was submitted")
             raise
@@ -201,6 +209,18 @@ class JobPipeline:
             raise
         record.uploads = uploads
         return params
+
+    async def _upload_one(
+        self, path: str | Path, /, *, field: str = "path", kind: FileKind = "any"
+    ) -> str:
+        listener = self.on_upload
+        progress = None
+        if listener is not None:
+
+            def progress(sent: int, total: int) -> None:
+                listener(str(path), sent, total)
+
+        return await self.client.upload(path, field=field, kind=kind, on_progress=progress)
 
     async def collect(self, record: JobRecord, *, timeout: float | None = None) -> JobRecord:
         """Finish a job that was submitted earlier (resume, ``recover``), by its request id:

@@ -16,7 +16,13 @@ from typing import Any
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 WITH_JSON = ("bench_network", "bench_sweep", "bench_waiting")
-PLAIN = ("bench_status_updates", "bench_concurrency", "bench_overhead", "bench_thumbnails")
+PLAIN = (
+    "bench_status_updates",
+    "bench_concurrency",
+    "bench_overhead",
+    "bench_thumbnails",
+    "bench_upload",
+)
 
 
 def finite(value: Any) -> bool:

@@ -309,7 +309,8 @@ async def test_proxy_urls_are_rebuilt_on_the_base_url() -> None:
 async def test_subpath_only_on_submit(emu: Emulator) -> None:
     endpoint = "fal-ai/flux-lora/image-to-image"
     async with client_for(emu, endpoint=endpoint) as client:
-        handle = await client.submit(prompt="x")
+        # the emulator validates with the endpoint's model, as fal does: an image is required
+        handle = await client.submit(prompt="x", image_url="https://example.org/a.png")
         assert "image-to-image" not in handle.status_url
         assert (await handle.result()).images
     assert paths(emu, "POST", "/fal-ai/flux-lora/image-to-image")

@@ -16,6 +16,7 @@ from ..store.records import JobRecord
 from ..store.runs import Run, default_runs_root
 from .connection import add_connection_args, client_for
 from .options import add_input_args, input_fields
+from .uploadbar import UploadBars
 
 __all__ = ["StatusLine", "add_generate_command", "run_generate_command"]
 
@@ -34,7 +35,9 @@ def add_generate_command(commands: argparse._SubParsersAction) -> None:  # type:
         help="run folder (created, or added to); default: a new folder under "
         f"{default_runs_root()}/ ($FLUXWIDGET_RUNS)",
     )  # fmt: skip
-    gen.add_argument("--quiet", action="store_true", help="no progress line")
+    gen.add_argument(
+        "--quiet", action="store_true", help="no progress line and no upload progress bars"
+    )
     add_connection_args(gen)
 
 
@@ -67,7 +70,9 @@ async def run_generate_command(args: argparse.Namespace) -> int:
     """Validate (before anything is sent), submit, wait, save; print the files."""
     params = validate_input(input_fields(args))  # InputError before anything is sent
     status = StatusLine(sys.stderr, enabled=not args.quiet)
+    bars = UploadBars(enabled=not args.quiet)
     async with client_for(args) as client:
+        client.upload_progress = bars
         run = (
             Run.open_or_create(args.out, kind="generate", claim=True)
             if args.out is not None
@@ -90,6 +95,7 @@ async def run_generate_command(args: argparse.Namespace) -> int:
                 print(f"fluxwidget: collect it later with: fluxwidget recover {run.path}")
             return 1
         finally:
+            bars.close()
             await run.flush()
             run.release()
     status.close()

@@ -2,6 +2,7 @@
 
     fluxwidget sweep "a fox" --axis guidance_scale=2,3.5,5 \\
         --axis "loras[0].scale=0.4-1.2 [3]" --lora owner/lora:1.0 --out runs/fox
+    fluxwidget sweep "as a watercolour" --axis image_url=me.jpg,dog.png --axis strength=0.5,0.8
 """
 
 from __future__ import annotations
@@ -25,14 +26,17 @@ from ..sweeps.run import SweepRun, prepare_sweep
 from ..sweeps.runner import DEFAULT_CONCURRENCY, SweepRunner
 from .connection import add_connection_args, client_for
 from .options import add_input_args, input_fields
+from .uploadbar import UploadBars
 
 __all__ = ["add_sweep_command", "run_sweep_command"]
 
 _AXIS_HELP = (
     "FIELD=VALUES, up to three times (X, then Y, then Z: one grid per Z value). FIELD is any "
-    "input field (guidance_scale, num_inference_steps, seed, image_size, ...), loras[i].scale, "
-    "loras[i].path, or prompt_sr (Prompt S/R: the first value is replaced in the prompt by each "
-    "value). VALUES: 2,3.5,5 | 1-5 | 1-5 (+2) | 0.4-1.2 [3] (three evenly spaced values)."
+    "input field (guidance_scale, num_inference_steps, seed, image_size, strength, ...), "
+    "image_url (photos: image_url=a.png,b.png — each local file is uploaded once), "
+    "loras[i].scale, loras[i].path (local .safetensors files too), or prompt_sr (Prompt S/R: "
+    "the first value is replaced in the prompt by each value). VALUES: 2,3.5,5 | 1-5 | "
+    "1-5 (+2) | 0.4-1.2 [3] (three evenly spaced values)."
 )
 
 
@@ -74,7 +78,9 @@ def add_sweep_command(commands: argparse._SubParsersAction) -> None:  # type: ig
         "shows were never accepted (found ones are collected anyway; without the listing they "
         "are left alone)",
     )  # fmt: skip
-    cmd.add_argument("--quiet", action="store_true", help="no progress bar")
+    cmd.add_argument(
+        "--quiet", action="store_true", help="no progress bar and no upload progress bars"
+    )
     add_connection_args(cmd)
 
 
@@ -144,7 +150,9 @@ async def run_sweep_command(args: argparse.Namespace) -> int:
         print(estimate_cost([cell.input for cell in plan.cells], price).describe())
         return 0
     new_folder = args.out is None or not Run.is_run_folder(args.out)
+    bars = UploadBars(enabled=not args.quiet)
     async with client_for(args) as client:
+        client.upload_progress = bars
         run = prepare_sweep(
             client,
             plan,
@@ -186,6 +194,7 @@ async def run_sweep_command(args: argparse.Namespace) -> int:
             await run.confirm().wait()
         except asyncio.CancelledError:
             bar.close()
+            bars.close()
             runner.stop()
             await runner.run.flush()
             print(
@@ -195,6 +204,7 @@ async def run_sweep_command(args: argparse.Namespace) -> int:
             )
             raise
         bar.close()
+        bars.close()
     progress = runner.progress()
     if runner.stopped:
         print(f"fluxwidget: {runner.stopped}", file=sys.stderr)

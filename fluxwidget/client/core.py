@@ -6,7 +6,7 @@ import asyncio
 import concurrent.futures
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -158,6 +158,9 @@ class FluxClient:
             options=self._options["upload_options"],
             cache=_upload_cache(upload_cache),
         )
+        self.upload_progress: Callable[[str, int, int], None] | None = None
+        """Hears (local path, bytes sent, total) of every upload that has no `on_progress` of
+        its own (e.g. the CLI's progress bars for the files an input names)."""
 
     def with_options(self, *, api_key: str | None = None, **changes: Any) -> FluxClient:
         """A copy of this client with some settings changed (any `__init__` argument).
@@ -273,8 +276,9 @@ class FluxClient:
         it. When its reply is unreadable, the ``x-fal-request-id`` header still identifies the
         job: it is journaled and its handle returned. `journal` (default: the client's) gets the
         request id, fsynced, before this returns; `journal_fields` go into each of its records.
-        A LoRA path naming a local file is uploaded first (`upload_local_files`, before the
-        submit and never inside its retries); the submitted input carries its URL.
+        A local file the input names (LoRA path, image, mask) is uploaded first
+        (`upload_local_files`, before the submit and never inside its retries); the submitted
+        input carries its URL. The endpoint is the input model's (`ClientConfig.endpoint_for`).
         """
         params = validate_input(input, **fields)
         params, _ = await self.upload_local_files(params)
@@ -323,7 +327,8 @@ class FluxClient:
         kind: FileKind = "any",
         on_progress: ProgressCallback | None = None,
     ) -> str:
-        """Upload a local file to fal's storage and return its URL (for ``loras[].path``).
+        """Upload a local file to fal's storage and return its URL (for ``loras[].path``,
+        ``image_url``, ``mask_url``).
 
         The file is checked first (`InputError` naming `field`, before any request): it exists
         and is readable; ``kind="lora"`` (or a ``.safetensors`` name) must look like safetensors,
@@ -332,13 +337,21 @@ class FluxClient:
         `on_progress(sent, total)` hears the bytes sent. Large files go up in parts
         (`UploadOptions`), each retried on its own.
         """
+        listener = self.upload_progress
+        if on_progress is None and listener is not None:
+
+            def on_progress(sent: int, total: int) -> None:
+                listener(str(path), sent, total)
+
         return await self._uploader.upload(path, field=field, kind=kind, on_progress=on_progress)
 
     async def upload_local_files(
         self, input: FluxLoraInput
     ) -> tuple[FluxLoraInput, dict[str, str]]:
-        """`input` with every LoRA path that names a local file replaced by its uploaded URL,
-        and the map local path → URL. All files are checked before anything is sent."""
+        """`input` with every local file it names (LoRA paths, ``image_url``, ``mask_url``)
+        replaced by its uploaded URL, and the map local path → URL. All files are checked
+        before anything is sent; a local mask of another size than the local image is an
+        `InputError` naming ``mask_url``."""
         return await upload_local_files(input, self.upload)
 
     def _accepted(self, response: httpx.Response) -> tuple[str, dict[str, str]]:

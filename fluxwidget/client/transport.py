@@ -21,7 +21,7 @@ import time
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
@@ -42,6 +42,43 @@ log = logging.getLogger("fluxwidget.client")
 
 _DROPPED_HEADERS = ("content-encoding", "content-length", "transfer-encoding")
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
+
+
+_SLICE = 256 * 1024
+"""A raw body larger than this is written in slices of this size (see `_Slices`)."""
+
+
+class _Slices:
+    """A large raw body (an upload) handed to httpx in slices, so that neither h11 (which joins
+    what it is given into one buffer) nor the socket's transport (which copies what the socket
+    does not take at once) holds another copy of the whole body: the socket's flow control then
+    paces the writes. Iterable again for each retry. Sent with an explicit Content-Length."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def release(self) -> None:
+        """Let go of the body once the call is over: the finished request may live on in a
+        reference cycle (the retry loop's state) until the garbage collector runs, and a part
+        of an upload is megabytes."""
+        self.data = b""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        view = memoryview(self.data)
+        for start in range(0, len(view), _SLICE):
+            yield bytes(view[start : start + _SLICE])
+
+
+class SizedBody(Protocol):
+    """A raw body read as it is sent (e.g. a file's range): its length in bytes, and its bytes
+    in slices — again from the start for each retry."""
+
+    def __len__(self) -> int: ...
+
+    def __aiter__(self) -> AsyncIterator[bytes]: ...
 
 
 @dataclass
@@ -223,7 +260,7 @@ class Transport:
         url: str,
         *,
         json: Any = None,
-        content: bytes | None = None,
+        content: bytes | SizedBody | None = None,
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         deadline: float | None = None,
@@ -239,17 +276,24 @@ class Transport:
         `call` names the call in errors; `any_5xx` retries every 5xx (read-only calls);
         `rate_limits=False` returns a 429 at once (the caller waits visibly); `after_stream`
         sends it on the streams' pool, where the job's drained stream left a warm connection.
-        `content` is a raw body (an upload); `deadline` replaces `Limits.call_timeout` for each
-        attempt (a large upload needs longer). `auth=False` sends no key: the caller's own
+        `content` is a raw body (an upload): bytes, or a `SizedBody` read as it is sent;
+        `deadline` replaces `Limits.call_timeout` for each attempt (a large upload needs
+        longer). `auth=False` sends no key: the caller's own
         ``Authorization`` header (an upload token), if any, goes as given.
         """
         state = self._state()
         http = state.stream_http if after_stream else state.http
+        body: bytes | SizedBody | None = content
+        if content is not None and not isinstance(content, bytes):
+            headers = {**(headers or {}), "Content-Length": str(len(content))}
+        elif content is not None and len(content) > _SLICE:
+            body = _Slices(content)
+            headers = {**(headers or {}), "Content-Length": str(len(content))}
         request = http.build_request(
             method,
             url,
             json=json,
-            content=content,
+            content=body,
             params=params,
             headers=self._headers(headers, auth),
         )
@@ -272,6 +316,9 @@ class Transport:
             return exc.response  # attempts ran out: the caller turns it into a FalError
         except httpx.HTTPError as exc:
             raise self.map_error(exc, call, submit=submit) from None
+        finally:
+            if isinstance(body, _Slices):
+                body.release()
         raise AssertionError("unreachable: tenacity re-raises when it gives up")
 
     # --- the status stream ---------------------------------------------------------------------

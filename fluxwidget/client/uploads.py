@@ -9,7 +9,7 @@ The protocol (see fal-platform.md, "Storage upload"):
    bytes, ``Content-Type`` and ``X-Fal-File-Name`` → ``{access_url}``.
 3. A larger file: ``POST {base_url}/files/upload/multipart`` → ``{access_url, uploadId}``; each
    part ``PUT {access_url}/multipart/{uploadId}/{n}`` (n from 1; a few at once, each read from
-   disk when it is sent and retried on its own) → its ``ETag``; then
+   disk in slices as it is sent, `FileRange`, and retried on its own) → its ``ETag``; then
    ``POST {access_url}/multipart/{uploadId}/complete`` with ``{"parts": [{partNumber, etag}]}``.
 
 Every upload asks for a lifetime (``X-Fal-Object-Lifecycle-Preference``). The file is checked
@@ -36,7 +36,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -61,6 +61,7 @@ from .transport import Transport
 from .urls import is_downgrade
 
 __all__ = [
+    "IMAGE_FIELDS",
     "CachedUpload",
     "FileKind",
     "ProgressCallback",
@@ -68,7 +69,10 @@ __all__ = [
     "UploadOptions",
     "Uploader",
     "check_local_file",
+    "check_mask",
     "default_cache_path",
+    "local_files",
+    "local_image_files",
     "local_lora_files",
     "upload_local_files",
 ]
@@ -305,10 +309,35 @@ def _digest(path: str | Path) -> tuple[Path, str, int, int]:
     return file, sha.hexdigest(), stat.st_size, stat.st_mtime_ns
 
 
-def _read_range(path: Path, offset: int, length: int) -> bytes:
-    with path.open("rb") as handle:
-        handle.seek(offset)
-        return handle.read(length)
+_SLICE = 1024 * 1024
+
+
+class FileRange:
+    """`length` bytes of a file from `offset`, read from disk in 1 MiB slices as they are sent (a
+    `transport.SizedBody`): an upload holds a slice in memory, not a part or the whole file.
+    Read again from the start for each retry; a file that no longer has the bytes is an
+    `InputError` naming `field`."""
+
+    def __init__(self, path: Path, offset: int, length: int, *, field: str = "path") -> None:
+        self.path, self.offset, self.length, self.field = path, offset, length, field
+
+    def __len__(self) -> int:
+        return self.length
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        handle = await asyncio.to_thread(self.path.open, "rb")
+        try:
+            await asyncio.to_thread(handle.seek, self.offset)
+            left = self.length
+            while left:
+                chunk = await asyncio.to_thread(handle.read, min(_SLICE, left))
+                if not chunk:
+                    message = "changed size while it was uploaded"
+                    raise _problem(self.field, str(self.path), message)
+                left -= len(chunk)
+                yield chunk
+        finally:
+            handle.close()
 
 
 def _file_name(path: Path) -> str:
@@ -490,12 +519,11 @@ class Uploader:
 
     async def _single(self, file: Path, size: int, token: _Token) -> str:
         call = "upload"
-        data = await asyncio.to_thread(file.read_bytes)
         response = await self.http.request(
             call,
             "POST",
             f"{token.base_url}/files/upload",
-            content=data,
+            content=FileRange(file, 0, size),
             headers=self._headers(token, content_type_for(file), _file_name(file)),
             deadline=self._deadline(size),
             auth=False,
@@ -538,14 +566,11 @@ class Uploader:
             async with slots:
                 offset = (number - 1) * part_size
                 length = min(part_size, size - offset)
-                data = await asyncio.to_thread(_read_range, file, offset, length)
-                if len(data) != length:
-                    raise _problem("path", str(file), "changed size while it was uploaded")
                 reply = await self.http.request(
                     "upload part",
                     "PUT",
                     f"{root}/{number}",
-                    content=data,
+                    content=FileRange(file, offset, length),
                     headers={
                         "Authorization": token.header,
                         "Content-Type": content_type,
@@ -555,7 +580,6 @@ class Uploader:
                     auth=False,
                     any_5xx=True,
                 )
-                del data
                 if reply.is_error:
                     raise self._error(reply, f"upload part {number}")
                 etag = str(reply.headers.get("etag", "")).strip()
@@ -651,31 +675,94 @@ def local_lora_files(params: FluxLoraInput) -> list[tuple[int, str]]:
     return found
 
 
+IMAGE_FIELDS = ("image_url", "mask_url")
+"""The input fields of the family that name an image (image-to-image, inpainting)."""
+
+
+def local_image_files(params: FluxLoraInput) -> list[tuple[str, str]]:
+    """(field, path) of each of `IMAGE_FIELDS` that names an existing local file (an http(s)
+    URL or a ``data:`` URI is sent as it is)."""
+    found = []
+    for name in IMAGE_FIELDS:
+        value = getattr(params, name, None)
+        if not isinstance(value, str) or "://" in value or value.startswith("data:"):
+            continue
+        try:
+            if Path(value).expanduser().is_file():
+                found.append((name, value))
+        except OSError:
+            continue
+    return found
+
+
+def local_files(params: FluxLoraInput) -> list[tuple[str, str, FileKind]]:
+    """(field, path, kind) of every local file an input names: LoRA weights, images, masks."""
+    loras = [(f"loras[{i}].path", path, "lora") for i, path in local_lora_files(params)]
+    images = [(name, path, "image") for name, path in local_image_files(params)]
+    return [*loras, *images]  # type: ignore[list-item]
+
+
+def _image_size_of(path: str) -> tuple[int, int] | None:
+    try:
+        with Image.open(Path(path).expanduser()) as image:
+            width, height = image.size
+            return int(width), int(height)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+
+
+def check_mask(params: FluxLoraInput) -> None:
+    """`InputError` naming ``mask_url`` when a local mask and a local image differ in size
+    (fal wants the mask at the image's size; it is refused rather than resized, so what is
+    sent is what the user made). Unknown sizes (a URL on either side) are not checked."""
+    image, mask = getattr(params, "image_url", None), getattr(params, "mask_url", None)
+    if not isinstance(image, str) or not isinstance(mask, str):
+        return
+    local = dict(local_image_files(params))
+    if "image_url" not in local or "mask_url" not in local:
+        return
+    image_size, mask_size = _image_size_of(image), _image_size_of(mask)
+    if image_size is None or mask_size is None or image_size == mask_size:
+        return
+    message = (
+        f"the mask is {mask_size[0]}×{mask_size[1]} but the image is "
+        f"{image_size[0]}×{image_size[1]}; make the mask the image's size"
+    )
+    raise _problem("mask_url", mask, message)
+
+
 async def upload_local_files(
     params: FluxLoraInput, upload: UploadFn
 ) -> tuple[FluxLoraInput, dict[str, str]]:
-    """`params` with each local LoRA file replaced by its uploaded URL, and the map of local
-    path → URL (empty, and `params` itself, when there is none). Every file is checked before
-    any of them is sent (one `InputError` lists every problem)."""
-    found = local_lora_files(params)
+    """`params` with each local file it names (LoRA weights, ``image_url``, ``mask_url``)
+    replaced by its uploaded URL, and the map of local path → URL (empty, and `params` itself,
+    when there is none). Every file is checked before any of them is sent (one `InputError`
+    lists every problem); a local mask must have the local image's size (`check_mask`)."""
+    found = local_files(params)
     if not found:
         return params, {}
     problems: list[FieldProblem] = []
-    for index, path in found:
+    for field, path, kind in found:
         try:
-            await asyncio.to_thread(
-                check_local_file, path, field=f"loras[{index}].path", kind="lora"
-            )
+            await asyncio.to_thread(check_local_file, path, field=field, kind=kind)
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if not problems:
+        try:
+            await asyncio.to_thread(check_mask, params)
         except InputError as exc:
             problems.extend(exc.problems)
     if problems:
         raise InputError(problems)
     urls: dict[str, str] = {}
-    for index, path in found:
+    for field, path, kind in found:
         if path not in urls:
-            urls[path] = await upload(path, field=f"loras[{index}].path", kind="lora")
+            urls[path] = await upload(path, field=field, kind=kind)
     loras = [
         lora.model_copy(update={"path": urls[lora.path]}) if lora.path in urls else lora
         for lora in params.loras
     ]
-    return params.model_copy(update={"loras": loras}), urls
+    update: dict[str, Any] = {"loras": loras}
+    for name, path in local_image_files(params):
+        update[name] = urls[path]
+    return params.model_copy(update=update), urls

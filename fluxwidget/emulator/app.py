@@ -1,8 +1,11 @@
-"""The emulator's ASGI app: fal's queue protocol for ``fal-ai/flux-lora``.
+"""The emulator's ASGI app: fal's queue protocol for the ``fal-ai/flux-lora`` family.
 
 Routes (base = the emulator's URL)::
 
-    POST /fal-ai/flux-lora[/{subpath}]                submit (any subpath; ?fal_webhook ignored)
+    POST /fal-ai/flux-lora[/{subpath}]                submit (``image-to-image`` and
+                                                      ``inpainting`` validate with their own
+                                                      model, `INPUT_MODELS`; another subpath as
+                                                      flux-lora; ?fal_webhook ignored)
     GET  /fal-ai/flux-lora/requests/{id}/status       status (?logs=1|0|true|false)
     GET  /fal-ai/flux-lora/requests/{id}/status/stream  Server-Sent Events
     GET  /fal-ai/flux-lora/requests/{id}              result
@@ -28,7 +31,14 @@ Choices where fal's behaviour is not documented:
   ``lora_urls="own"`` — any URL of another host. Hugging Face ids (``owner/name``) and, by
   default (``lora_urls="any"``), http(s) URLs of other hosts are accepted unchecked (the
   emulator never downloads LoRAs). fal itself would accept such a submit and fail the job when
-  its runner cannot download the file; refusing early keeps tests quick and nothing billed.;
+  its runner cannot download the file; refusing early keeps tests quick and nothing billed.
+  ``image_url`` and ``mask_url`` follow the same rule (``loc`` ``["body", "image_url"]``), and
+  must be http(s) URLs or ``data:`` URIs; one the emulator holds (its storage, a data: URI) must
+  decode as an image, and a mask must have its image's size. The emulator fetches only those
+  it holds: image-to-image then draws from the input image (its size is the output's size when
+  ``image_size`` is unset) and inpainting changes only the mask's white area; an image on
+  another host (``lora_urls="any"``) is not fetched and the placeholder is drawn alone, at
+  ``DEFAULT_UNKNOWN_SIZE`` when no ``image_size`` is given.
 - a submit body over `MAX_SUBMIT_BYTES` is refused with ``413``, and JSON nested deeper than
   `MAX_JSON_DEPTH` with ``422`` (a body problem), before any job exists. Only the submit
   route is capped: it is the only one whose body the emulator reads as JSON.
@@ -40,6 +50,7 @@ import asyncio
 import contextlib
 import functools
 import hmac
+import io
 import json
 import random
 import time
@@ -48,6 +59,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from PIL import Image
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -71,7 +83,8 @@ from fluxwidget.emulator.protocol import (
 )
 from fluxwidget.emulator.render import content_type
 from fluxwidget.emulator.storage import MAX_FILE_BYTES, Multipart, UploadStore, etag_of
-from fluxwidget.schema import ENDPOINT_ID, FluxLoraInput, lora_path_kind
+from fluxwidget.images import decode_data_uri
+from fluxwidget.schema import ENDPOINT_ID, INPUT_MODELS, FluxLoraInput, lora_path_kind
 
 LoraURLs = Literal["any", "own"]
 
@@ -81,7 +94,11 @@ MAX_SUBMIT_BYTES = 1 << 20
 MAX_JSON_DEPTH = 32
 """The deepest nesting of objects and lists a submit body may have: deeper is answered 422."""
 PRICE_PER_MEGAPIXEL = 0.035
-"""flux-lora's documented price, served by the emulator's pricing call."""
+"""flux-lora's documented price, served by the emulator's pricing call (for the whole family:
+the price of ``image-to-image`` and ``inpainting`` is unverified and assumed the same)."""
+IMAGE_FIELDS = ("image_url", "mask_url")
+"""The inputs of the family that name an image the server downloads."""
+_MAX_IMAGE_PIXELS = 100_000_000
 _METHODS = {
     "submit": "POST",
     "status": "GET",
@@ -434,6 +451,80 @@ class EmulatorApp:
                 "is not an http(s) URL or a Hugging Face repo id: the server cannot read files "
                 "on your computer (upload the file first: client.upload(path))"
             )
+        return self._url_refusal(path, request)
+
+    def _own_file(self, url: str, request: Request) -> bytes | None:
+        """The bytes of an URL on the emulator's own host that its storage holds, else None."""
+        parts = urlsplit(url)
+        own = {urlsplit(self._base_url(request)).netloc, request.url.netloc}
+        segments = [part for part in parts.path.split("/") if part]
+        if parts.netloc in own and len(segments) == 3 and segments[0] == "uploads":
+            stored = self.uploads.get(segments[1], segments[2])
+            return stored.data if stored is not None else None
+        return None
+
+    def _image_inputs(
+        self, payload: Any, request: Request
+    ) -> tuple[list[dict[str, Any]], dict[str, bytes]]:
+        """fal's 422 detail items for ``image_url``/``mask_url`` values the server could never
+        fetch or read, and the bytes of those it holds (its storage, data: URIs)."""
+        if not isinstance(payload, dict):
+            return [], {}
+        problems: list[dict[str, Any]] = []
+        held: dict[str, bytes] = {}
+        sizes: dict[str, tuple[int, int]] = {}
+
+        def refuse(name: str, value: str, message: str) -> None:
+            problems.append(
+                {"loc": ["body", name], "msg": message, "type": "value_error", "input": value}
+            )
+
+        for name in IMAGE_FIELDS:
+            value = payload.get(name)
+            if not isinstance(value, str) or not value.strip():
+                continue  # missing or not text: the model's validation says so
+            text = value.strip()
+            data: bytes | None = None
+            if text.lower().startswith("data:"):
+                try:
+                    data = decode_data_uri(text)[0]
+                except ValueError as exc:
+                    refuse(name, value, f"is not a usable data: URI ({exc})")
+                    continue
+            elif lora_path_kind(text) != "url":
+                refuse(
+                    name,
+                    value,
+                    "is not an http(s) URL or a data: URI: the server cannot read files on "
+                    "your computer (upload the file first: client.upload(path))",
+                )
+                continue
+            else:
+                message = self._url_refusal(text, request)
+                if message is not None:
+                    refuse(name, value, message)
+                    continue
+                data = self._own_file(text, request)
+            if data is None:
+                continue
+            size = _decoded_size(data)
+            if size is None:
+                refuse(name, value, "could not be read as an image")
+                continue
+            held[name] = data
+            sizes[name] = size
+        image, mask = sizes.get("image_url"), sizes.get("mask_url")
+        if image is not None and mask is not None and image != mask:
+            refuse(
+                "mask_url",
+                str(payload.get("mask_url")),
+                f"the mask is {mask[0]}x{mask[1]} but the image is {image[0]}x{image[1]}: "
+                "they must be the same size",
+            )
+        return problems, held
+
+    def _url_refusal(self, path: str, request: Request) -> str | None:
+        """Why an http(s) URL could never be downloaded by this emulator (None: it could)."""
         parts = urlsplit(path)
         own = {urlsplit(self._base_url(request)).netloc, request.url.netloc}
         if parts.netloc in own:
@@ -503,15 +594,21 @@ class EmulatorApp:
             if not start_timeout > 0:
                 detail = "X-Fal-Request-Timeout must be a positive number of seconds"
                 return JSONResponse({"detail": detail}, status_code=400)
+        endpoint = f"{ENDPOINT_ID}/{subpath}" if subpath else ENDPOINT_ID
+        model = INPUT_MODELS.get(endpoint, FluxLoraInput)
         raw = await _read_capped(request, self.max_submit_bytes)
         if raw is None:
             limit = f"{self.max_submit_bytes:,} bytes"
             detail = f"Request body is too large (the limit is {limit})"
             return JSONResponse({"detail": detail}, status_code=413)
-        payload, data, problems = self._parse(raw, self.max_json_depth)
+        payload, data, problems = self._parse(raw, model, self.max_json_depth)
         if problems is not None and problems[0].get("type") == "json_too_deep":
             return JSONResponse({"detail": problems}, status_code=422)
         refused = self._lora_problems(payload, request)
+        images: dict[str, bytes] = {}
+        if model is not FluxLoraInput:
+            image_problems, images = self._image_inputs(payload, request)
+            refused += image_problems
         if refused:
             return JSONResponse({"detail": refused}, status_code=422)
         seed = 0
@@ -525,6 +622,8 @@ class EmulatorApp:
             base_url=self._base_url(request),
             seed=seed,
             subpath=subpath,
+            source=images.get("image_url"),
+            mask=images.get("mask_url"),
         )
         self.scheduler.submit(job, start_timeout)
         self.submit_count += 1
@@ -540,9 +639,10 @@ class EmulatorApp:
 
     @staticmethod
     def _parse(
-        raw: bytes, max_depth: int = MAX_JSON_DEPTH
+        raw: bytes, model: type[FluxLoraInput] = FluxLoraInput, max_depth: int = MAX_JSON_DEPTH
     ) -> tuple[Any, FluxLoraInput | None, list[dict[str, Any]] | None]:
-        """The payload, and either the validated input or fal's 422 detail list."""
+        """The payload, and either the input validated with the endpoint's `model` or fal's
+        422 detail list."""
         too_deep = body_problem(f"JSON nested deeper than {max_depth} levels", "json_too_deep")
         try:
             payload = json.loads(raw) if raw.strip() else {}
@@ -555,7 +655,7 @@ class EmulatorApp:
         if not isinstance(payload, dict):
             return payload, None, body_problem("Input should be a valid dictionary", "dict_type")
         try:
-            return payload, FluxLoraInput.model_validate(payload), None
+            return payload, model.model_validate(payload), None
         except ValidationError as exc:
             return payload, None, validation_detail(exc)
 
@@ -623,6 +723,18 @@ class EmulatorApp:
             media_type=content_type(spec.output_format),
             headers={"Cache-Control": "public, max-age=86400"},
         )
+
+
+def _decoded_size(data: bytes) -> tuple[int, int] | None:
+    """The size of an image Pillow decodes (header only), or None."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    if width * height > _MAX_IMAGE_PIXELS:
+        return None
+    return int(width), int(height)
 
 
 def build_app(

@@ -61,6 +61,10 @@ class Job:
     seed: int
     """The input's seed, or the random one drawn at submit."""
     subpath: str = ""
+    source: bytes | None = field(default=None, repr=False)
+    """The input image's bytes (image-to-image, inpainting) when the emulator holds it."""
+    mask: bytes | None = field(default=None, repr=False)
+    """The mask's bytes (inpainting) when the emulator holds it."""
     state: JobState = JobState.IN_QUEUE
     logs: list[dict[str, Any]] = field(default_factory=list)
     submitted_at: float = field(default_factory=time.monotonic)

@@ -10,7 +10,8 @@ from collections import OrderedDict
 from typing import Any
 
 from fluxwidget.emulator.jobs import Job, Outcome
-from fluxwidget.emulator.render import RenderSpec, content_type, render_image
+from fluxwidget.emulator.render import RenderSpec, content_type, render_image, source_size
+from fluxwidget.schema import ImageToImageInput, InpaintingInput
 
 NSFW_TRIGGER = "nsfw-test"
 """A prompt containing this word gets image 0 flagged (and black) when the checker is on."""
@@ -21,6 +22,11 @@ def render_specs(job: Job) -> list[RenderSpec]:
     data = job.input
     assert data is not None
     width, height = data.pixel_size
+    source = job.source if isinstance(data, ImageToImageInput) else None
+    mask = job.mask if isinstance(data, InpaintingInput) else None
+    strength = data.strength if isinstance(data, ImageToImageInput) else 1.0
+    if isinstance(data, ImageToImageInput) and data.image_size is None and source is not None:
+        width, height = source_size(source)  # fal: the input image's size
     flagged = data.enable_safety_checker and NSFW_TRIGGER in data.prompt.lower()
     loras = tuple((lora.path, lora.scale) for lora in data.loras)
     return [
@@ -36,6 +42,9 @@ def render_specs(job: Job) -> list[RenderSpec]:
             index=index,
             num_images=data.num_images,
             black=flagged and index == 0,
+            source=source,
+            mask=mask,
+            strength=strength,
         )
         for index in range(data.num_images)
     ]

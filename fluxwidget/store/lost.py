@@ -24,8 +24,7 @@ from typing import Any
 from ..client.history import RequestListing, RequestSummary, isoformat, parse_time, payload_sha256
 from ..client.protocols import JobClient
 from ..errors import AuthenticationError, NotFoundError, ProtocolError, TransportError
-from ..schema import FluxLoraInput
-from .records import JobRecord
+from .records import JobRecord, record_input
 from .runs import Run
 
 __all__ = [
@@ -89,11 +88,20 @@ def match_lost_submits(
 
 
 def _fallback_hash(record: JobRecord) -> str | None:
-    """The hash of the body a record's input makes (journals written before hashes were)."""
+    """The hash of the body a record's input makes (journals written before hashes were): the
+    input as its endpoint's model, with the URLs its local files were uploaded to."""
     try:
-        return payload_sha256(FluxLoraInput.model_validate(record.input).to_payload())
+        payload = record_input(record).to_payload()
     except Exception:
         return None
+    uploads = record.uploads
+    for name in ("image_url", "mask_url"):
+        if payload.get(name) in uploads:
+            payload[name] = uploads[payload[name]]
+    for lora in payload.get("loras") or []:
+        if lora.get("path") in uploads:
+            lora["path"] = uploads[lora["path"]]
+    return payload_sha256(payload)
 
 
 def in_flight_submits(run: Run, records: Iterable[JobRecord]) -> list[InFlightSubmit]:

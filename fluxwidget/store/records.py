@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
+from ..schema import INPUT_MODELS, FluxLoraInput, validate_input
+
 __all__ = [
     "ACTIVE_STATES",
     "FINAL_STATES",
@@ -19,6 +21,7 @@ __all__ = [
     "JobRecord",
     "JobState",
     "SavedImage",
+    "record_input",
 ]
 
 JobState = Literal[
@@ -149,9 +152,21 @@ class JobRecord:
             metadata["uploads"] = dict(self.uploads)
         return metadata
 
+    @property
+    def input_model(self) -> type[FluxLoraInput] | None:
+        """The input model of the record's endpoint (`INPUT_MODELS`), or None for an endpoint
+        outside the flux-lora family (a proxy's path: the fields then choose the model)."""
+        return INPUT_MODELS.get(self.endpoint)
+
     def reuse_input(self) -> dict[str, Any]:
         """The input with the seed actually used, to make the same images again."""
         payload = dict(self.input)
         if self.seed is not None:
             payload["seed"] = self.seed
         return payload
+
+
+def record_input(record: JobRecord) -> FluxLoraInput:
+    """The record's input validated as the model of its endpoint (an image-to-image record
+    stays image-to-image), or InputError."""
+    return validate_input(record.input, model=record.input_model)

@@ -14,21 +14,26 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import hashlib
 import itertools
 import json
+import os
 import random
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast, get_args
 
+from ..client.uploads import check_local_file, check_mask, local_files
 from ..errors import SweepError
 from ..schema import (
     FieldProblem,
     FluxLoraInput,
     ImageSize,
+    InpaintingInput,
     InputError,
+    model_for_fields,
     validate_input,
 )
 from .ranges import format_value, format_values, parse_values
@@ -66,9 +71,14 @@ _SIZE = re.compile(r"(\d+)\s*[x×]\s*(\d+)", re.IGNORECASE)
 _AXIS_NAMES = ("x", "y", "z")
 
 
+FILE_FIELDS = frozenset({"image_url", "mask_url"})
+"""Fields whose values are files (or URLs): grid labels show their file name only."""
+
+
 def sweepable_fields() -> list[str]:
-    """Every field an axis can sweep, as written in an axis."""
-    fields = [name for name in FluxLoraInput.model_fields if name != "loras"]
+    """Every field an axis can sweep, as written in an axis (the union of the flux-lora
+    family's fields: an ``image_url`` or ``strength`` axis makes the cells image-to-image)."""
+    fields = [name for name in InpaintingInput.model_fields if name != "loras"]
     return [*fields, "loras[i].scale", "loras[i].path", PROMPT_SR]
 
 
@@ -79,7 +89,7 @@ def _problem(field: str, value: Any, message: str) -> SweepError:
 def _check_field(name: str) -> None:
     if name == PROMPT_SR or _LORA_FIELD.fullmatch(name):
         return
-    if name in FluxLoraInput.model_fields and name != "loras":
+    if name in InpaintingInput.model_fields and name != "loras":
         return
     allowed = sweepable_fields()
     close = difflib.get_close_matches(name, [*allowed, "loras[0].scale"], n=1, cutoff=0.6)
@@ -92,7 +102,7 @@ def field_kind(name: str) -> type:
     lora = _LORA_FIELD.fullmatch(name)
     if lora:
         return float if lora.group(2) == "scale" else str
-    info = FluxLoraInput.model_fields.get(name)
+    info = InpaintingInput.model_fields.get(name)
     if info is None:
         return str
     for kind in (bool, int, float):
@@ -258,7 +268,7 @@ class Cell:
             index=int(data["index"]),
             coords=(x, y, z),
             axis_values=dict(data["axis_values"]),
-            input=FluxLoraInput.model_validate(data["input"]),
+            input=model_for_fields(data["input"]).model_validate(data["input"]),
         )
 
 
@@ -308,13 +318,19 @@ class SweepPlan:
         base = self.base
         out: dict[str, str] = {}
         defaults = FluxLoraInput(prompt="-")
-        for name in FluxLoraInput.model_fields:
+        for name in type(base).model_fields:
             if name in swept or name in {"loras", "sync_mode"}:
                 continue
             value = getattr(base, name)
             if name == "seed":
                 if self.seed_mode == "fixed" and self.cells:
                     out[name] = format_value(self.cells[0].input.seed)
+                continue
+            if name == "image_size" and (
+                value is None
+                or ({"image_url", "mask_url"} & swept and name not in base.model_fields_set)
+            ):
+                out[name] = "the input image's"
                 continue
             quiet = {"num_images", "enable_safety_checker", "output_format", "acceleration"}
             if name in quiet and value == getattr(defaults, name):
@@ -360,7 +376,7 @@ class SweepPlan:
             raise ValueError(f"unknown mode {mode!r} or seed mode {seed_mode!r}")
         seed = data.get("seed")
         return cls(
-            base=FluxLoraInput.model_validate(data["base"]),
+            base=model_for_fields(data["base"]).model_validate(data["base"]),
             x=x,
             y=y,
             z=z,
@@ -498,6 +514,42 @@ def _cell_problems(
     )
 
 
+@functools.lru_cache(maxsize=256)
+def _checked_file(path: str, kind: str, _stamp: tuple[int, int]) -> InputError | None:
+    """The problem of one local file (None: fit to upload), cached while it is unchanged."""
+    try:
+        check_local_file(path, field="file", kind=kind)  # type: ignore[arg-type]
+    except InputError as exc:
+        return exc
+    return None
+
+
+def _file_problems(cells: list[Cell]) -> list[tuple[Cell, InputError]]:
+    """Cells naming a local file that could not be uploaded (missing, unreadable, not an image
+    or not safetensors) or a local mask of another size than its image: found before anything
+    is sent, each distinct file checked once."""
+    invalid = []
+    for cell in cells:
+        problems = []
+        for field_name, path, kind in local_files(cell.input):
+            try:
+                stat = os.stat(os.path.expanduser(path))
+                stamp = (stat.st_size, stat.st_mtime_ns)
+            except OSError:
+                stamp = (-1, -1)
+            error = _checked_file(path, kind, stamp)
+            if error is not None:
+                problems += [FieldProblem(field_name, path, p.message) for p in error.problems]
+        if not problems:
+            try:
+                check_mask(cell.input)
+            except InputError as exc:
+                problems += exc.problems
+        if problems:
+            invalid.append((cell, InputError(problems)))
+    return invalid
+
+
 def plan_sweep(
     base: FluxLoraInput | dict[str, Any],
     x: AxisSpec | None = None,
@@ -526,9 +578,12 @@ def plan_sweep(
         raise _problem("seed_mode", seed_mode, "must be 'fixed', 'per_cell' or 'per_row'")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
         raise _problem("seed", seed, "must be a whole number ≥ 0")
-    base_input = validate_input(base)
     named = [to_axis(spec) for spec in (x, y, z)]
     axes = [a for a in named if a is not None]
+    if isinstance(base, Mapping):  # a mask over swept images: the base takes the first image
+        missing = {a.field: a.values[0] for a in axes if a.field in FILE_FIELDS}
+        base = {**missing, **base} if "mask_url" in {**missing, **base} else base
+    base_input = validate_input(base)
     _check_axes(base_input, axes, mode)
 
     if mode == "zip":
@@ -555,6 +610,10 @@ def plan_sweep(
         plan_seed = None
 
     payload = base_input.to_payload()
+    if "image_size" not in base_input.model_fields_set and any(
+        a.field in ("image_url", "mask_url") for a in axes
+    ):
+        payload.pop("image_size", None)  # image-to-image cells: the input image's size
     width = max(4, len(str(len(combos) - 1)))
     cells: list[Cell] = []
     invalid: list[tuple[Cell, InputError]] = []
@@ -571,6 +630,8 @@ def plan_sweep(
             invalid.append((Cell(cell_id, index, combo, values, base_input), exc))
             continue
         cells.append(Cell(cell_id, index, combo, values, cell_input))
+    if not invalid:
+        invalid = _file_problems(cells)
     if invalid:
         raise _cell_problems(invalid, axes, len(combos))
     return SweepPlan(

@@ -11,10 +11,14 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Literal
 
+from PIL import Image
+
 from ..client.pricing import UnitPrice
-from ..schema import FluxLoraInput
+from ..images import decode_data_uri, image_size
+from ..schema import DEFAULT_UNKNOWN_SIZE, FluxLoraInput, ImageToImageInput
 
 __all__ = [
     "CONFIRM_ABOVE_USD",
@@ -25,6 +29,7 @@ __all__ = [
     "UnitPrice",
     "billed_megapixels",
     "estimate_cost",
+    "output_size",
 ]
 
 Rounding = Literal["up", "up_binary", "exact"]
@@ -68,6 +73,9 @@ class CostEstimate:
     megapixels: float
     usd: float
     price: UnitPrice
+    unknown_sizes: int = 0
+    """Inputs whose output size is the input image's and that image could not be read (an
+    URL): counted at `DEFAULT_UNKNOWN_SIZE`."""
 
     def needs_confirmation(self, threshold: float = CONFIRM_ABOVE_USD) -> bool:
         """Whether the estimate is above the confirmation threshold (never on the emulator,
@@ -82,9 +90,16 @@ class CostEstimate:
         else:
             counts = f"{_count(self.cells, 'cell')} · {_count(self.images, 'image')}"
         mp = f"{self.megapixels:g}" if self.megapixels.is_integer() else f"{self.megapixels:.2f}"
+        unknown = ""
+        if self.unknown_sizes:
+            w, h = DEFAULT_UNKNOWN_SIZE
+            unknown = (
+                f"; {_count(self.unknown_sizes, 'cell')} at the input image's unknown size, "
+                f"assumed {w}×{h}"
+            )
         return (
             f"{counts} · {mp} MP · ≈ {_money(self.usd)} "
-            f"(estimate, {self.price.short}, {self.price.source})"
+            f"(estimate, {self.price.short}, {self.price.source}{unknown})"
         )
 
 
@@ -95,13 +110,49 @@ def estimate_cost(
     rounding: Rounding = DEFAULT_ROUNDING,
 ) -> CostEstimate:
     """The estimated cost of sending every input once (each bills per image)."""
-    cells = images = 0
+    cells = images = unknown = 0
     megapixels = Decimal(0)
+    sizes: dict[str, tuple[int, int] | None] = {}
     for item in inputs:
-        width, height = item.pixel_size
+        size = output_size(item, sizes)
+        if size is None:
+            unknown += 1
+            size = DEFAULT_UNKNOWN_SIZE
+        width, height = size
         cells += 1
         images += item.num_images
         megapixels += Decimal(repr(billed_megapixels(width, height, rounding))) * item.num_images
     units = megapixels if price.per_megapixel else Decimal(images)
     usd = float(units * Decimal(repr(price.usd_per_unit)))
-    return CostEstimate(cells, images, float(megapixels), usd, price)
+    return CostEstimate(cells, images, float(megapixels), usd, price, unknown)
+
+
+def output_size(
+    item: FluxLoraInput, known: dict[str, tuple[int, int] | None] | None = None
+) -> tuple[int, int] | None:
+    """The (width, height) an input's images will have: the size asked for, else (image-to-
+    image and inpainting without `image_size`) the input image's when it is a local file
+    Pillow reads; None when it cannot be known before sending. `known` caches file sizes."""
+    if not isinstance(item, ImageToImageInput) or item.image_size is not None:
+        return item.pixel_size
+    path = item.image_url
+    cache = known if known is not None else {}
+    if path not in cache:
+        cache[path] = _local_image_size(path)
+    return cache[path]
+
+
+def _local_image_size(path: str) -> tuple[int, int] | None:
+    if path.startswith("data:"):
+        try:
+            return image_size(decode_data_uri(path)[0])
+        except ValueError:
+            return None
+    if "://" in path:
+        return None
+    try:
+        with Image.open(Path(path).expanduser()) as image:
+            width, height = image.size
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    return int(width), int(height)

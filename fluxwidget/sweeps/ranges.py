@@ -27,6 +27,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from ..errors import SweepError
+from ..files import is_image_name, is_safetensors_name
 from ..schema import FieldProblem
 
 __all__ = ["MAX_VALUES", "SYNTAX", "format_value", "format_values", "parse_values"]
@@ -187,7 +188,20 @@ def format_value(value: Any) -> str:
         return f"{value['width']}x{value['height']}"
     if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
         return f"{value[0]}x{value[1]}"
+    if isinstance(value, str):
+        return file_label(value)
     return str(value)
+
+
+def file_label(text: str) -> str:
+    """A path or URL of an image or LoRA file as its file name (``photos/a.png`` → ``a.png``),
+    so grid labels stay short; any other text as it is."""
+    if any(ch.isspace() for ch in text) or "/" not in text.replace("\\", "/"):
+        return text
+    name = text.replace("\\", "/").split("?")[0].rstrip("/").rsplit("/", 1)[-1]
+    if name and (is_image_name(name) or is_safetensors_name(name)):
+        return name
+    return text
 
 
 def format_values(values: Iterable[Any]) -> str:

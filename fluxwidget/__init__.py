@@ -44,6 +44,7 @@ from .errors import (
     SweepFolderMismatch,
     TransportError,
     UnsafeURLError,
+    UploadsUnavailableError,
     ValidationFailedError,
 )
 from .schema import (
@@ -106,6 +107,7 @@ __all__ = [
     "SweepRun",
     "TransportError",
     "UnsafeURLError",
+    "UploadsUnavailableError",
     "ValidationFailedError",
     "blind_ab",
     "choose_client",

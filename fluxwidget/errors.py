@@ -17,6 +17,7 @@
         ├── AuthenticationError 401: the key was refused
         │   └── ForbiddenError  403: fal's own refusal (account locked, balance exhausted)
         │       └── PaymentRequiredError  402: the account must pay (balance, billing)
+        ├── UploadsUnavailableError  no storage behind the proxy: give a URL instead
         ├── ValidationFailedError  422
         ├── RateLimitError      429, or a Retry-After longer than the client waits
         ├── ServerError         5xx
@@ -74,6 +75,7 @@ __all__ = [
     "SweepFolderMismatch",
     "TransportError",
     "UnsafeURLError",
+    "UploadsUnavailableError",
     "ValidationFailedError",
 ]
 
@@ -227,6 +229,11 @@ class PaymentRequiredError(ForbiddenError):
 
 AccountLockedError = ForbiddenError
 """Another name for `ForbiddenError` (fal's 403 for a locked or exhausted account)."""
+
+
+class UploadsUnavailableError(FalError):
+    """The storage host does not take uploads (a proxy without fal's storage, a refused token
+    call): a local file cannot be sent. Raised before the submit: nothing was paid."""
 
 
 class ValidationFailedError(FalError):

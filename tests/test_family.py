@@ -16,7 +16,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from fluxwidget import FluxClient, ImageToImageInput, InpaintingInput
+from fluxwidget import ImageToImageInput, InpaintingInput
 from fluxwidget.client import RetryPolicy
 from fluxwidget.emulator import Emulator
 from fluxwidget.errors import FalError, InputError
@@ -29,13 +29,9 @@ from fluxwidget.store.runs import Run
 from fluxwidget.sweeps import SweepRunner, plan_sweep
 from fluxwidget.sweeps.cost import estimate_cost
 from fluxwidget.sweeps.export import GridLayout
+from tests.clients import client_for
 
 FAST = RetryPolicy(max_attempts=4, initial_wait=0.01, max_wait=0.2)
-
-
-def client_for(emu: Emulator, **options: object) -> FluxClient:
-    options.setdefault("retry", FAST)
-    return FluxClient(api_key=emu.api_key, base_url=emu.url, **options)  # type: ignore[arg-type]
 
 
 def photo(path: Path, size: tuple[int, int] = (320, 240), colour: str = "royalblue") -> Path:

@@ -30,15 +30,11 @@ from fluxwidget.errors import (
 from fluxwidget.files import content_type_for, safetensors_problem
 from fluxwidget.pipeline import JobPipeline
 from fluxwidget.store.runs import Run
+from tests.clients import client_for
 
 FAST = RetryPolicy(max_attempts=4, initial_wait=0.01, max_wait=0.2)
 KiB = 1024
 STORAGE_PREFIXES = ("/files/upload", "/uploads/")
-
-
-def client_for(emu: Emulator, **options: object) -> FluxClient:
-    options.setdefault("retry", FAST)
-    return FluxClient(api_key=emu.api_key, base_url=emu.url, **options)  # type: ignore[arg-type]
 
 
 def safetensors(path: Path, data_size: int = 4 * KiB, *, seed: bytes = b"") -> Path:
@@ -442,3 +438,17 @@ def test_the_emulator_speaks_the_multipart_protocol_as_fal_clients_use_it(emu: E
     assert served.content == b"\x01\x01\x01\x02\x02\x02"
     assert served.headers["content-type"] == "application/x-test"
     assert emu.uploads[0].parts == 2
+
+
+async def test_a_proxy_without_storage_says_so_before_anything_is_paid(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    from fluxwidget.errors import UploadsUnavailableError
+
+    lora = safetensors(tmp_path / "style.safetensors")
+    emu.inject("token", status=404, times=5)  # a queue-only proxy: no /storage here
+    async with client_for(emu, auth_scheme="Bearer", upload_cache=False) as client:
+        with pytest.raises(UploadsUnavailableError, match="Give a URL instead") as error:
+            await client.generate(prompt="x", loras=[{"path": str(lora)}])
+    assert "nothing was" in str(error.value)
+    assert emu.submit_count == 0

@@ -46,7 +46,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 from PIL import Image
 
-from ..errors import FalError, FieldProblem, InputError, ProtocolError
+from ..errors import FalError, FieldProblem, InputError, ProtocolError, UploadsUnavailableError
 from ..files import (
     content_type_for,
     is_image_name,
@@ -93,6 +93,8 @@ _TOKEN_TYPE = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,31}\Z")
 _TOKEN = re.compile(r"[\x21-\x7e]{1,8192}\Z")
 _UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_URL = 4096
+_NO_STORAGE = frozenset({404, 405, 501})
+"""Replies to the token call of a host that has no storage at all (a proxy of the queue only)."""
 _MIN_UPLOAD_RATE = 16 * 1024
 """Bytes per second an upload is given time for (on top of `Limits.call_timeout`)."""
 
@@ -490,6 +492,17 @@ class Uploader:
             any_5xx=True,
         )
         if response.is_error:
+            if response.status_code in _NO_STORAGE or (
+                response.status_code in (401, 403) and self.auth_scheme == "Bearer"
+            ):
+                host = urlsplit(self.storage_url).netloc
+                raise UploadsUnavailableError(
+                    f"uploads are not available through {host} (HTTP {response.status_code} "
+                    "to the storage token call): a local file cannot be sent, and nothing was "
+                    "submitted or paid. Give a URL instead of the local file, or point "
+                    "storage_url= (FLUXWIDGET_STORAGE_URL) at fal's REST host with a fal key.",
+                    status_code=response.status_code,
+                )
             raise self._error(response, call)
         body = read_object(response, call)
         secret, token_type = body.get("token"), body.get("token_type")

@@ -8,17 +8,20 @@ small snapshot there next to the widget view: the newest thumbnails as inline
 size (newest first, then "… and N more").
 
 `LiveOutput` keeps that fallback current: it displays the widget with a ``display_id`` and,
-when asked (debounced), sends ``update_display`` with the same widget view and the new
+after a change, at the end of the running cell (IPython's ``post_execute``, once however many
+changes the cell made), sends ``update_display`` with the same widget view and the new
 fallback. nbclient (``jupyter nbconvert --execute``, Run All headless) applies an update from
-any later cell, so the saved notebook holds the latest state. JupyterLab and Notebook 7 apply
-an update only while the cell that displayed the output is still running (``await sweep(...)``
-in one cell); after that the saved fallback is the one of the end of that cell.
+any later cell to any output, so the saved notebook holds the latest state. JupyterLab and
+Notebook 7 apply an update only to outputs of the cell whose execution sent it (they route
+display updates per cell): ``await sweep(...)`` in one cell, or a panel displayed and used in
+the same cell. A panel's Generate clicks in JupyterLab leave the fallback of the end of the
+cell that displayed it (the widget state, when saved, has every result).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import contextlib
 import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -43,8 +46,6 @@ FALLBACK_THUMB_SIDE = 128
 """Longer side of a fallback thumbnail (JPEG q60: about 4–7 kB for a photo-like image)."""
 FALLBACK_QUALITY = 60
 IMG_STYLE = "max-width:128px;max-height:128px;display:block"
-UPDATE_DELAY = 1.0
-"""Seconds between a change and the display update (several changes make one update)."""
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 NOT_LIVE = "Not live — run the cell to use it."
 
@@ -114,12 +115,8 @@ def fallback_html(
         for n, thumb in enumerate(item.thumbs):
             uri = _uri(thumb) if thumb else ""
             caption = item.captions[n] if n < len(item.captions) else ""
-            img = (
-                f'<img src="{uri}" alt="{esc(caption)}" title="{esc(caption)}" '
-                'style="max-width:128px;max-height:128px;display:block">'
-                if uri
-                else ""
-            )
+            # src first (and no alt: the caption below says it), as sanitizers reorder
+            img = f'<img src="{uri}" style="{IMG_STYLE}">' if uri else ""
             tiles.append(
                 '<figure style="margin:0 4px 4px 0;display:inline-block;vertical-align:top;'
                 f'max-width:128px">{img}'
@@ -172,7 +169,8 @@ class LiveOutput:
         self.displayed = False
         self.updates = 0
         """How many display updates were sent (tests and benchmarks)."""
-        self._pending: asyncio.TimerHandle | None = None
+        self._dirty = False
+        self._shell: Any = None
 
     def bundle(self) -> dict[str, Any]:
         """The widget's mime bundle with the fallback ``text/html`` and ``text/plain``."""
@@ -190,26 +188,46 @@ class LiveOutput:
         display(self.bundle(), raw=True, display_id=self.display_id)  # type: ignore[no-untyped-call]
 
     def changed(self, *, now: bool = False) -> None:
-        """The state changed: update the shown outputs soon (or `now`)."""
+        """The state changed: update the shown outputs at the end of the running cell (or `now`).
+
+        The update is sent from IPython's ``post_execute``, so it carries the cell's message as
+        its parent: nbclient applies it (to an output of any cell), and so does JupyterLab when
+        that cell is the one showing the output. Changes outside a cell (a button's handler)
+        are sent at the end of the next cell that runs.
+        """
         if not self.displayed:
             return
+        self._dirty = True
         if now:
             self.update()
             return
-        if self._pending is not None:
+        if self._shell is not None:
             return
         try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            self.update()
+            from IPython import get_ipython
+        except ImportError:  # pragma: no cover - ipywidgets depends on IPython
             return
-        self._pending = loop.call_later(UPDATE_DELAY, self.update)
+        shell = get_ipython()
+        events = getattr(shell, "events", None)
+        if events is None:
+            return
+        events.register("post_execute", self._cell_ended)
+        self._shell = shell
+
+    def _cell_ended(self) -> None:
+        self._unwatch()
+        if self._dirty:
+            self.update()
+
+    def _unwatch(self) -> None:
+        shell, self._shell = self._shell, None
+        if shell is not None:
+            with contextlib.suppress(ValueError):
+                shell.events.unregister("post_execute", self._cell_ended)
 
     def update(self) -> None:
         """Send the current bundle to every output showing it."""
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
+        self._dirty = False
         if not self.displayed or self._widget() is None:
             return
         from IPython.display import update_display
@@ -219,9 +237,8 @@ class LiveOutput:
 
     def cancel(self) -> None:
         """Stop a pending update (the widget is closing)."""
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
+        self._dirty = False
+        self._unwatch()
 
 
 def grid_fallback_html(
@@ -262,8 +279,7 @@ def grid_fallback_html(
                     uri = _uri(thumbs[index])
                     if used + len(uri) <= max_bytes:
                         used += len(uri)
-                        alt = esc(entry.get("id", ""))
-                        img = f'<img src="{uri}" alt="{alt}" style="{IMG_STYLE}">'
+                        img = f'<img src="{uri}" style="{IMG_STYLE}">'
                     else:
                         left_out += 1
                 text = esc(entry.get("text", entry.get("state", "")))

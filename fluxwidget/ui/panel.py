@@ -23,6 +23,7 @@ from .history import PAST_JOBS, HistoryView, past_jobs, restore_values
 from .history import summary as summary_line
 from .jobs import Job
 from .keys import KeyBox, banner_html
+from .live_notice import mark_snapshot_root
 from .records import RunRecord
 from .status import error_text
 from .sweep_form import SweepForm
@@ -123,6 +124,8 @@ class FluxPanel:
         )
         self.widget = widgets.VBox([self.banner, self.keys.box, self.tabs])
         lighten(self.widget)
+        # without a kernel: one "not live" notice, no disconnected icons (live_notice.py)
+        self.notice = mark_snapshot_root(self.widget, live_only=[self.banner, self.keys.box])
 
         self.generate_button.on_click(lambda _button: self._generate_clicked())
         self.form.reuse_seed.on_click(lambda _button: self.reuse_last_seed())

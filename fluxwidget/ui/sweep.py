@@ -25,6 +25,7 @@ from ..sweeps.cost import CONFIRM_ABOVE_USD, UnitPrice
 from ..sweeps.run import SweepRun, prepare_sweep, sweep_payload
 from ..sweeps.runner import DEFAULT_CONCURRENCY
 from .fallback import LiveOutput, grid_fallback_html
+from .live_notice import mark_snapshot_root
 from .sweep_view import SweepView
 
 __all__ = ["LiveSweep", "sweep"]
@@ -46,6 +47,7 @@ class LiveSweep(SweepRun):
         """The live grid widget (made once)."""
         if self._view is None:
             self._view = SweepView(self)
+            mark_snapshot_root(self._view.widget, live_only=[self._view.controls])
         return self._view.widget
 
     @property

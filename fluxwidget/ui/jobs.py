@@ -150,12 +150,21 @@ class JobRow:
         close_tree(self.box)
 
 
+THUMB_SIDE = 240
+"""Longer side of a result thumbnail: a gallery tile is 150–200 CSS px wide."""
+THUMB_QUALITY = 70
+THUMB_FORMAT = "WEBP"
+"""WebP q70 at 240 px: ~10 kB for a photo-like 1024² image (JPEG 256 px q85: ~20 kB), so
+≤ 15 kB of saved notebook state per shown image (base64 ×4/3)."""
+
+
 def make_thumbnail(data: bytes) -> tuple[bytes, int, int]:
     """The thumbnail and (width, height) of an image (CPU work: run it in a thread)."""
     from .. import images
 
     width, height = images.image_size(data)
-    return images.thumbnail(data, max_side=256), width, height
+    thumb = images.thumbnail(data, THUMB_SIDE, THUMB_QUALITY, THUMB_FORMAT)
+    return thumb, width, height
 
 
 class Job:

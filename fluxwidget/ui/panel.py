@@ -13,7 +13,7 @@ from ..client.protocols import JobClient
 from ..connect import ClientMode, choose_client
 from ..schema import FieldProblem, FluxLoraInput, FluxLoraOutput, InputError, validate_input
 from ..store.runs import Run, default_runs_root
-from ._widgets import close_tree, error_html, esc, lighten, muted, shared_layout
+from ._widgets import close_tree, error_html, esc, is_shared, lighten, muted, shared_layout
 from .code_view import CodeView
 from .codegen import Target
 from .controls import ParameterForm
@@ -124,6 +124,9 @@ class FluxPanel:
         )
         self.widget = widgets.VBox([self.banner, self.keys.box, self.tabs])
         lighten(self.widget)
+        for page in self.tabs.children:  # each tab page its own Layout (lighten shares equal
+            if is_shared(page.layout):  # ones): a page's view never shares one with another
+                page.layout = widgets.Layout()
         # without a kernel: one "not live" notice, no disconnected icons (live_notice.py)
         self.notice = mark_snapshot_root(self.widget, live_only=[self.banner, self.keys.box])
 

@@ -27,8 +27,10 @@ if TYPE_CHECKING:
 
 __all__ = ["GRID_THUMBNAIL_SIDE", "SweepView", "cell_state"]
 
-GRID_THUMBNAIL_SIDE = 192
-"""Longer side of a grid thumbnail: small enough for ≤ 25 kB of saved state per cell."""
+GRID_THUMBNAIL_SIDE = 176
+"""Longer side of a grid thumbnail (a cell is 136 CSS px wide)."""
+GRID_THUMBNAIL = (GRID_THUMBNAIL_SIDE, 65, "WEBP")
+"""Side, quality, format: WebP q65, ~6 kB for a photo-like image (≤ 10 kB saved per cell)."""
 
 _OPENERS: list[weakref.ReferenceType[Any]] = []
 
@@ -149,7 +151,7 @@ class SweepView:
     async def _image_saved(self, record: JobRecord, image: SavedImage, data: bytes) -> None:
         if image.index != 0:
             return  # a cell shows its first image; every image is in the run folder
-        thumb = await asyncio.to_thread(images.thumbnail, data, GRID_THUMBNAIL_SIDE, 80)
+        thumb = await asyncio.to_thread(images.thumbnail, data, *GRID_THUMBNAIL)
         self.grid.set_cell_image(record.job_id, thumb, cell_info(record))
 
     async def _show_saved(self, record: JobRecord) -> None:
@@ -157,7 +159,7 @@ class SweepView:
         path = self.run.folder / record.images[0].file
         try:
             data = await asyncio.to_thread(path.read_bytes)
-            thumb = await asyncio.to_thread(images.thumbnail, data, GRID_THUMBNAIL_SIDE, 80)
+            thumb = await asyncio.to_thread(images.thumbnail, data, *GRID_THUMBNAIL)
         except (OSError, ValueError):
             return
         self.grid.set_cell_image(record.job_id, thumb, cell_info(record))

@@ -42,10 +42,10 @@ __all__ = [
 
 FALLBACK_MAX_BYTES = 100_000
 """At most this much HTML per output (thumbnails included)."""
-FALLBACK_THUMB_SIDE = 112
-"""Longer side of a fallback thumbnail (JPEG q55: about 3–5 kB for a photo-like image)."""
-FALLBACK_QUALITY = 55
-IMG_STYLE = "max-width:112px;max-height:112px;display:block"
+FALLBACK_THUMB_SIDE = 96
+"""Longer side of a fallback thumbnail (JPEG q50: about 2–4 kB for a photo-like image)."""
+FALLBACK_QUALITY = 50
+IMG_STYLE = "max-width:96px;max-height:96px;display:block"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 NOT_LIVE = "Not live — run the cell to use it."
 
@@ -119,7 +119,7 @@ def fallback_html(
             img = f'<img src="{uri}" style="{IMG_STYLE}">' if uri else ""
             tiles.append(
                 '<figure style="margin:0 4px 4px 0;display:inline-block;vertical-align:top;'
-                f'max-width:112px">{img}'
+                f'max-width:96px">{img}'
                 f'<figcaption style="font-size:11px;color:#444;overflow-wrap:anywhere">'
                 f"{esc(caption)}</figcaption></figure>"
             )

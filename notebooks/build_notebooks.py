@@ -416,7 +416,7 @@ from fluxwidget.images import thumbnail
 grid_file = next(path for path in fox.exported if path.suffix == ".jpg")
 report_file = next(path for path in fox.exported if path.suffix == ".html")
 # a preview keeps the notebook light; the full grid.jpg is in the run folder
-display(Image(data=thumbnail(grid_file.read_bytes(), 480, 60), width=480))
+display(Image(data=thumbnail(grid_file.read_bytes(), 480, 50), width=480))
 display(FileLink(str(grid_file), result_html_prefix="Full grid: "))
 FileLink(str(report_file), result_html_prefix="HTML report: ")
 """

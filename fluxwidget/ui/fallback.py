@@ -43,8 +43,8 @@ __all__ = [
 FALLBACK_MAX_BYTES = 100_000
 """At most this much HTML per output (thumbnails included)."""
 FALLBACK_THUMB_SIDE = 96
-"""Longer side of a fallback thumbnail (JPEG q50: about 2–4 kB for a photo-like image)."""
-FALLBACK_QUALITY = 50
+"""Longer side of a fallback thumbnail (JPEG q45: about 2–4 kB for a photo-like image)."""
+FALLBACK_QUALITY = 45
 IMG_STYLE = "max-width:96px;max-height:96px;display:block"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 NOT_LIVE = "Not live — run the cell to use it."

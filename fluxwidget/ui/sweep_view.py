@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 
 __all__ = ["GRID_THUMBNAIL_SIDE", "SweepView", "cell_state"]
 
-GRID_THUMBNAIL_SIDE = 144
+GRID_THUMBNAIL_SIDE = 136
 """Longer side of a grid thumbnail (a cell is 136 CSS px wide)."""
-GRID_THUMBNAIL = (GRID_THUMBNAIL_SIDE, 60, "WEBP")
-"""Side, quality, format: WebP q60, ~5 kB per cell (a notebook of sweeps stays ≤ 400 kB)."""
+GRID_THUMBNAIL = (GRID_THUMBNAIL_SIDE, 55, "WEBP")
+"""Side, quality, format: WebP q55, ~5 kB per cell (a notebook of sweeps stays ≤ 400 kB)."""
 
 _OPENERS: list[weakref.ReferenceType[Any]] = []
 

@@ -128,6 +128,13 @@ def test_reopened_without_kernel_shows_one_notice_and_no_disconnected_icons(
         set_seed(panel, SEED)
         generate(panel, NUM_IMAGES)
         page.wait_for_timeout(500)
+        # the job row's summary is shown in full (wraps), never cut with an ellipsis
+        done = panel.locator(".widget-html-content div", has_text="Done in").first
+        expect(done).to_be_visible()
+        clipped = done.evaluate("(el) => el.scrollWidth > el.clientWidth + 1")
+        assert not clipped, done.inner_text()
+        assert "inference" in done.inner_text()
+        panel.screenshot(path=str(artifacts_dir / "lab-live-panel.png"))
         save(page)
         run_command(page, "kernelmenu:shutdown")
         page.wait_for_function(

@@ -105,7 +105,7 @@ def test_panel_bundle_has_the_widget_and_the_fallback(tmp_path: Path) -> None:
         bundle = panel._repr_mimebundle_()
         assert WIDGET_VIEW in bundle
         assert "FluxPanel" in bundle["text/plain"]
-        assert "no results yet" in bundle["text/html"]
+        assert "no results when this snapshot was taken" in bundle["text/html"]
         assert len(bundle["text/html"]) < 2000
     finally:
         panel.close()

@@ -47,7 +47,7 @@ FALLBACK_THUMB_SIDE = 96
 FALLBACK_QUALITY = 45
 IMG_STYLE = "max-width:96px;max-height:96px;display:block"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-NOT_LIVE = "Not live — run the cell to use it."
+NOT_LIVE = "Not live — run the cell to use it. (A snapshot as of the last cell that updated it.)"
 
 _SMALL: dict[bytes, str] = {}
 """Fallback data URIs by digest of their thumbnail (made once each)."""

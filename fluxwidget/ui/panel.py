@@ -316,7 +316,7 @@ class FluxPanel:
             )
             for run in reversed(self._runs)
         ]
-        title = "FluxPanel" + ("" if items else " — no results yet")
+        title = "FluxPanel" + ("" if items else " — no results when this snapshot was taken")
         return fallback_html(title, items)
 
     # --- running ----------------------------------------------------------------------------

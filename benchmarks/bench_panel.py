@@ -68,6 +68,56 @@ async def weigh(images: int) -> None:
             panel.close()
 
 
+async def weigh_history(earlier: int) -> None:
+    """A new panel over a runs folder with `earlier` finished runs: what its history adds."""
+    root = tempfile.mkdtemp(prefix="bench-history-")
+    with Emulator(workers=4, seconds_per_step=0.0005) as emu:
+        async with FluxClient(api_key=emu.api_key, base_url=emu.url, journal=False) as client:
+            first = FluxPanel(client, runs_root=root)
+            first.set(prompt="an earlier run", num_inference_steps=4, num_images=1)
+            for _ in range(earlier):
+                await first.generate()
+            first.close()
+            before = set(_instances)
+            bare = FluxPanel(client, runs_root=tempfile.mkdtemp(prefix="bench-empty-"))
+            await bare.wait()
+            mine = [_instances[i] for i in set(_instances) - before]
+            empty = saved_state(mine)
+            bare.close()
+            before = set(_instances)
+            panel = FluxPanel(client, runs_root=root)
+            await panel.wait()
+            mine = [_instances[i] for i in set(_instances) - before]
+            state = saved_state(mine)
+            shown = panel.history.list.entry_count
+            print(
+                f"empty panel over {shown} earlier runs: {state / 1000:.1f} kB saved "
+                f"(+{(state - empty) / 1000:.1f} kB for the history; its thumbnails are asked "
+                "for by the browser, not saved)"
+            )
+            panel.close()
+
+
+def photo_weight() -> None:
+    """Saved state added by one photo-like 1024² image shown in a gallery (bench_thumbnails)."""
+    from bench_thumbnails import photo_like
+
+    from fluxwidget.ui.gallery import GalleryImage, ImageGallery
+    from fluxwidget.ui.jobs import make_thumbnail
+
+    gallery = ImageGallery()
+    empty = saved_state([gallery])
+    thumb, width, height = make_thumbnail(photo_like())
+    summary = "#1 · seed 7 · 'a tiger eye' · landscape_4_3 · 28 steps · guidance 3.5 · 4 images"
+    gallery.add_run("r1", "1", [GalleryImage(thumb, width, height)] * 4, seed=7, summary=summary)
+    per = (saved_state([gallery]) - empty) / 4
+    print(
+        f"photo-like 1024x1024: thumbnail {len(thumb) / 1000:.1f} kB, "
+        f"{per / 1000:.1f} kB saved per shown image"
+    )
+    gallery.close()
+
+
 async def memory(images: int) -> None:
     # the emulator in a child process: its stored images must not count as the panel's memory
     emu = EmulatorProcess(workers=4, seconds_per_step=0.0005).start()
@@ -161,6 +211,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=64)
     parser.add_argument("--memory-images", type=int, default=256)
+    parser.add_argument("--earlier-runs", type=int, default=50)
     parser.add_argument("--skip-kernel", action="store_true")
     args = parser.parse_args()
     # the panel saves every image into a runs folder: a temporary one, not ./fluxwidget-runs
@@ -168,6 +219,8 @@ def main() -> None:
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     started = time.monotonic()
     asyncio.run(weigh(args.images))
+    photo_weight()
+    asyncio.run(weigh_history(args.earlier_runs))
     asyncio.run(memory(args.memory_images))
     if not args.skip_kernel:
         kernel_lag(args.images)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import io
 import os
 import statistics
@@ -32,6 +33,8 @@ from fluxwidget.client import FluxClient
 from fluxwidget.emulator import Emulator
 from fluxwidget.ui.jobs import make_thumbnail
 
+ENTRY_OVERHEAD = 800
+"""Bytes of a gallery entry's JSON in the saved state (caption, seed, summary), measured."""
 SIZES = {"landscape_4_3": (1024, 768), "square_hd": (1024, 1024)}
 FORMATS = ("jpeg", "png")
 
@@ -71,6 +74,25 @@ def noise(width: int, height: int, fmt: str) -> bytes:
     return out.getvalue()
 
 
+def photo_like(side: int = 1024, seed: int = 7) -> bytes:
+    """A photo-like JPEG (q 90): random noise at four scales blended, so it has smooth areas and
+    fine detail like a photograph (its 256 px JPEG q85 thumbnail is ~20 KiB, as a photo's)."""
+    import random
+
+    rng = random.Random(seed)
+    picture: Image.Image | None = None
+    for scale, weight in ((8, 0.35), (32, 0.3), (128, 0.2), (side, 0.15)):
+        raw = bytes(rng.getrandbits(8) for _ in range(scale * scale * 3))
+        layer = Image.frombytes("RGB", (scale, scale), raw).resize(
+            (side, side), Image.Resampling.BICUBIC
+        )
+        picture = layer if picture is None else Image.blend(picture, layer, weight / (weight + 0.5))
+    assert picture is not None
+    out = io.BytesIO()
+    picture.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
 def median_ms_pair(
     first: Callable[[], object], second: Callable[[], object], repeat: int
 ) -> tuple[float, float]:
@@ -104,6 +126,7 @@ def main() -> None:
     samples = asyncio.run(fetch(steps=4))
     for width, height in SIZES.values():
         samples[f"noise    {width}x{height} jpeg"] = noise(width, height, "jpeg")
+    samples["photo-like 1024x1024 jpeg"] = photo_like(256 if SHORT else 1024)
 
     header = (
         f"{'image':<28} {'full KiB':>9} {'thumb KiB':>10} {'thumb px':>9} {'full/thumb':>11} "
@@ -137,6 +160,22 @@ def main() -> None:
     print(
         f"all rows: full {total_full / 1024:.0f} KiB vs thumbnails {total_thumb / 1024:.0f} KiB "
         f"= {total_full / total_thumb:.1f}x fewer bytes to the browser"
+    )
+    print()
+    print("what the panel keeps per shown image (make_thumbnail) and what it costs saved:")
+    head = f"{'image':<28} {'JPEG 256 q85 KiB':>17} {'panel thumb KiB':>16} {'saved kB':>9}"
+    print(head)
+    print("-" * len(head))
+    for label, data in samples.items():
+        old = images.thumbnail(data, 256, 85)
+        thumb, _w, _h = make_thumbnail(data)
+        saved = len(base64.b64encode(thumb)) + ENTRY_OVERHEAD
+        print(
+            f"{label:<28} {len(old) / 1024:>17.1f} {len(thumb) / 1024:>16.1f} {saved / 1000:>9.1f}"
+        )
+    print(
+        f"(saved: the thumbnail as base64 plus ~{ENTRY_OVERHEAD} bytes of its gallery entry; "
+        "bench_panel.py measures the whole state)"
     )
 
 

@@ -139,8 +139,9 @@ def _open_unchecked(data: bytes) -> Image.Image:
         return Image.open(io.BytesIO(data))
 
 
-def thumbnail(data: bytes, max_side: int = 256, quality: int = 85) -> bytes:
-    """A JPEG thumbnail whose longer side is at most `max_side` pixels.
+def thumbnail(data: bytes, max_side: int = 256, quality: int = 85, format: str = "JPEG") -> bytes:
+    """A JPEG (or, with ``format="WEBP"``, WebP) thumbnail whose longer side is at most
+    `max_side` pixels.
 
     A JPEG is decoded at a reduced scale (Pillow's draft mode), which is much cheaper than
     decoding it at full size and shrinking it. An image that would still need more than
@@ -158,7 +159,10 @@ def thumbnail(data: bytes, max_side: int = 256, quality: int = 85) -> bytes:
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
     out = io.BytesIO()
-    image.save(out, format="JPEG", quality=quality)
+    if format.upper() == "WEBP":
+        image.save(out, format="WEBP", quality=quality, method=4)
+    else:
+        image.save(out, format="JPEG", quality=quality)
     return out.getvalue()
 
 

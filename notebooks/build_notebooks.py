@@ -411,9 +411,13 @@ share.
         """
 from IPython.display import FileLink, Image, display
 
+from fluxwidget.images import thumbnail
+
 grid_file = next(path for path in fox.exported if path.suffix == ".jpg")
 report_file = next(path for path in fox.exported if path.suffix == ".html")
-display(Image(filename=str(grid_file), width=480))
+# a preview keeps the notebook light; the full grid.jpg is in the run folder
+display(Image(data=thumbnail(grid_file.read_bytes(), 360, 50), width=360))
+display(FileLink(str(grid_file), result_html_prefix="Full grid: "))
 FileLink(str(report_file), result_html_prefix="HTML report: ")
 """
     ),

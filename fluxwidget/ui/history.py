@@ -1,8 +1,9 @@
 """The history of runs: one line each (parameters, seed, time) with Restore, newest first.
 
 One widget model for the whole list, paginated in the browser. Thumbnails of this session's
-runs live in the result gallery (stored once); an entry carries one only when the gallery does
-not show its run (e.g. a run read back from the runs folder after a kernel restart).
+runs live in the result gallery (stored once). Runs of earlier sessions (read back from the
+runs folder) have small thumbnails the browser asks for when it draws their rows: they are
+never part of the model's state, so a notebook saved with widget state does not carry them.
 """
 
 from __future__ import annotations
@@ -137,14 +138,39 @@ class HistoryList(ThumbnailWidget):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._restore: Callable[[str], None] | None = None
+        self._lazy: dict[str, bytes] = {}
         self._on("restore", self._restore_asked)
+        self._on("thumb", self._thumb_asked)
 
     def add(
-        self, entry_id: str, text: str, thumbnail: bytes | None = None, when: float | None = None
+        self,
+        entry_id: str,
+        text: str,
+        thumbnail: bytes | None = None,
+        when: float | None = None,
+        *,
+        lazy: bool = False,
     ) -> None:
-        """Add an entry; the browser lists entries by `when` (epoch seconds), newest first."""
+        """Add an entry; the browser lists entries by `when` (epoch seconds), newest first.
+
+        A `lazy` thumbnail stays in Python: the browser asks for it when it draws the row and
+        keeps it outside the model's state, so saved notebooks do not carry it.
+        """
         stamp = time.time() if when is None else when
-        self._add_entry({"id": entry_id, "text": text, "when": f"{stamp:.3f}"}, thumbnail)
+        entry = {"id": entry_id, "text": text, "when": f"{stamp:.3f}"}
+        if lazy and thumbnail:
+            self._lazy[entry_id] = bytes(thumbnail)
+            self._add_entry({**entry, "lazy": "yes"})
+        else:
+            self._add_entry(entry, thumbnail)
+
+    def _thumb_asked(self, content: dict[str, Any], _buffers: list[bytes]) -> None:
+        entry_id = str(content.get("id", ""))
+        data = self._lazy.get(entry_id)
+        if data is None:
+            self.send({"kind": "thumb", "id": entry_id, "ok": False}, [])
+        else:
+            self.send({"kind": "thumb", "id": entry_id, "ok": True}, [data])
 
     def on_restore(self, callback: Callable[[str], None]) -> None:
         """`callback(entry_id)` when Restore is clicked."""
@@ -189,7 +215,7 @@ class HistoryView:
                 continue
             self.past.append(job)
             self._past_by_id[job.entry_id] = job
-            self.list.add(job.entry_id, job.text, job.thumbnail, when=job.when)
+            self.list.add(job.entry_id, job.text, job.thumbnail, when=job.when, lazy=True)
 
     def restore(self, entry_id: str) -> None:
         """Put the run's parameters into the form (what the Restore button does)."""

@@ -22,16 +22,18 @@ from ..schema import (
     validate_input,
 )
 from ..store.runs import Run, default_runs_root
-from ._widgets import close_tree, error_html, esc, lighten, muted, shared_layout
+from ._widgets import close_tree, error_html, esc, is_shared, lighten, muted, shared_layout
 from .code_view import CodeView
 from .codegen import Target
 from .controls import IMAGE_FIELDS, INPUT_MODES, ParameterForm, mode_of
-from .gallery import GalleryImage, ImageGallery
+from .fallback import FallbackItem, LiveOutput, fallback_html
+from .gallery import GalleryImage, ImageGallery, caption
 from .history import PAST_JOBS, HistoryView, past_jobs, restore_values
 from .history import summary as summary_line
 from .image_input import ImagePicker, is_local_path, save_input
 from .jobs import Job
 from .keys import KeyBox, banner_html
+from .live_notice import mark_snapshot_root
 from .mask_painter import MaskPainter, mask_to_png
 from .records import RunRecord
 from .status import error_text
@@ -146,6 +148,11 @@ class FluxPanel:
         )
         self.widget = widgets.VBox([self.banner, self.keys.box, self.tabs])
         lighten(self.widget)
+        for page in self.tabs.children:  # each tab page its own Layout (lighten shares equal
+            if is_shared(page.layout):  # ones): a page's view never shares one with another
+                page.layout = widgets.Layout()
+        # without a kernel: one "not live" notice, no disconnected icons (live_notice.py)
+        self.notice = mark_snapshot_root(self.widget, live_only=[self.banner, self.keys.box])
 
         self.generate_button.on_click(lambda _button: self._generate_clicked())
         self.form.reuse_seed.on_click(lambda _button: self.reuse_last_seed())
@@ -162,6 +169,9 @@ class FluxPanel:
         self._show_banner()
         self._form_changed(self.form.problems)
         self._start_history()
+        self._live = LiveOutput(
+            lambda: None if self.closed else self.widget, self.static_html, lambda: repr(self)
+        )
 
     # --- the Python API ---------------------------------------------------------------------
 
@@ -328,6 +338,7 @@ class FluxPanel:
     def close(self) -> None:
         """Cancel waiting tasks and close every widget of the panel."""
         self.closed = True
+        self._live.cancel()
         self._tasks.cancel_all()
         for part in (self.form, self.code, self.gallery, self.history):
             part.close()
@@ -335,11 +346,40 @@ class FluxPanel:
             job.row.close()
         close_tree(self.widget)
 
+    def __repr__(self) -> str:
+        count = sum(len(run.images) for run in self._runs)
+        state = " (closed)" if self.closed else ""
+        return f"<FluxPanel{state}: {len(self._runs)} runs, {count} images, on {self._mode}>"
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        render = getattr(self.widget, "_repr_mimebundle_", None)
-        if render is None:
+        if self.closed or getattr(self.widget, "_repr_mimebundle_", None) is None:
             return {"text/plain": "FluxPanel (closed)"}
-        return render(**kwargs)
+        return self._live.bundle()
+
+    def _ipython_display_(self) -> None:
+        """Shown with a static fallback (GitHub, nbconvert) kept current as results arrive."""
+        if self.closed:
+            from IPython.display import display
+
+            display({"text/plain": "FluxPanel (closed)"}, raw=True)  # type: ignore[no-untyped-call]
+            return
+        self._live.display()
+
+    def static_html(self) -> str:
+        """The panel as static HTML: the newest runs' thumbnails and parameters (escaped)."""
+        items = [
+            FallbackItem(
+                summary_line(run),
+                [image.thumbnail for image in run.images],
+                [
+                    caption(run.number, n, len(run.images), run.seed, (i.width, i.height))
+                    for n, i in enumerate(run.images)
+                ],
+            )
+            for run in reversed(self._runs)
+        ]
+        title = "FluxPanel" + ("" if items else " — no results when this snapshot was taken")
+        return fallback_html(title, items)
 
     # --- running ----------------------------------------------------------------------------
 
@@ -408,6 +448,7 @@ class FluxPanel:
         self._records_by_run[run_id] = record
         self.history.add(record)
         self.form.reuse_seed.disabled = record.seed is None
+        self._live.changed()
 
     def _inputs_of(self, params: FluxLoraInput) -> list[tuple[str, GalleryImage]]:
         """Thumbnails of a job's input image (and mask), shown beside its results."""

@@ -25,6 +25,8 @@ from ..sweeps.cost import CONFIRM_ABOVE_USD, UnitPrice
 from ..sweeps.run import SweepRun, prepare_sweep, sweep_payload
 from ..sweeps.runner import DEFAULT_CONCURRENCY
 from .blind_ab import BlindAB, blind_ab
+from .fallback import LiveOutput, grid_fallback_html
+from .live_notice import mark_snapshot_root
 from .sweep_view import SweepView
 
 __all__ = ["LiveSweep", "sweep"]
@@ -40,20 +42,51 @@ class LiveSweep(SweepRun):
 
     _view: SweepView | None = None
     _shown_live = False
+    _live: LiveOutput | None = None
 
     def view(self) -> Any:
         """The live grid widget (made once)."""
         if self._view is None:
             self._view = SweepView(self)
+            mark_snapshot_root(self._view.widget, live_only=[self._view.controls])
         return self._view.widget
 
     def compare(self, *, seed: int | None = None) -> BlindAB:
         """A blind A/B test of this sweep's images (votes stored in its run folder)."""
         return blind_ab(self, seed=seed)
 
+    @property
+    def live_output(self) -> LiveOutput:
+        """The displayed grid with its static fallback (updated when the sweep ends)."""
+        if self._live is None:
+            self._live = LiveOutput(self.view, self.static_html, self._plain)
+            self.on_status(self._status_for_fallback)
+        return self._live
+
+    def static_html(self) -> str:
+        """The grid as static HTML (thumbnails, axis values, cell states; escaped)."""
+        self.view()
+        assert self._view is not None
+        grid = self._view.grid
+        prompt = self.plan.base.prompt
+        title = f"Sweep: {self.folder.name}" + (f" · {prompt!r}" if prompt else "")
+        return grid_fallback_html(title, self.status, dict(grid.axes), grid._entries, grid._thumbs)
+
+    def _plain(self) -> str:
+        return f"<LiveSweep {self.folder.name}: {self.status}>"
+
+    def _status_for_fallback(self, _text: str) -> None:
+        if self.done and self._live is not None:
+            self._live.changed()
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         self._shown_live = True  # shown already: `await run` in a later cell shows no second grid
-        return self.view()._repr_mimebundle_(**kwargs)
+        return self.live_output.bundle()
+
+    def _ipython_display_(self) -> None:
+        """Shown as the live grid with a static fallback (GitHub, nbconvert), kept current."""
+        self._shown_live = True
+        self.live_output.display()
 
     def __await__(self) -> Generator[Any, None, SweepRun]:
         if _in_kernel() and not self._shown_live:

@@ -33,8 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["GRID_THUMBNAIL_SIDE", "SweepView", "cell_state"]
 
-GRID_THUMBNAIL_SIDE = 192
-"""Longer side of a grid thumbnail: small enough for ≤ 25 kB of saved state per cell."""
+GRID_THUMBNAIL_SIDE = 136
+"""Longer side of a grid thumbnail (a cell is 136 CSS px wide)."""
+GRID_THUMBNAIL = (GRID_THUMBNAIL_SIDE, 45, "WEBP")
+"""Side, quality, format: WebP q45, ~4 kB per cell (a notebook of sweeps stays ≤ 400 kB)."""
 
 SUMMARY_IN_THREAD_ABOVE = 48
 """Cells above which the ranking under the grid is worked out in a thread (it takes longer)."""
@@ -183,7 +185,7 @@ class SweepView:
     async def _image_saved(self, record: JobRecord, image: SavedImage, data: bytes) -> None:
         if image.index != 0:
             return  # a cell shows its first image; every image is in the run folder
-        thumb = await asyncio.to_thread(images.thumbnail, data, GRID_THUMBNAIL_SIDE, 80)
+        thumb = await asyncio.to_thread(images.thumbnail, data, *GRID_THUMBNAIL)
         self.grid.set_cell_image(record.job_id, thumb, cell_info(record))
 
     async def _show_saved(self, record: JobRecord) -> None:
@@ -191,7 +193,7 @@ class SweepView:
         path = self.run.folder / record.images[0].file
         try:
             data = await asyncio.to_thread(path.read_bytes)
-            thumb = await asyncio.to_thread(images.thumbnail, data, GRID_THUMBNAIL_SIDE, 80)
+            thumb = await asyncio.to_thread(images.thumbnail, data, *GRID_THUMBNAIL)
         except (OSError, ValueError):
             return
         self.grid.set_cell_image(record.job_id, thumb, cell_info(record))

@@ -4,6 +4,16 @@ function render({ model, el }) {
   let page = 0;
   const root = fwEl("div", "fw-history");
   el.append(root);
+  const lazy = new Map(); // entry id -> thumbnail bytes asked for (never in the model's state)
+  const asked = new Set();
+  const onMessage = (msg, buffers) => {
+    if (!msg || msg.kind !== "thumb") return;
+    if (msg.ok && buffers && buffers.length) {
+      lazy.set(msg.id, buffers[0]);
+      draw();
+    }
+  };
+  model.on("msg:custom", onMessage);
 
   function draw() {
     root.replaceChildren();
@@ -23,7 +33,14 @@ function render({ model, el }) {
           model.send({ kind: "restore", id: entry.id }),
         ),
       );
-      const buffer = entry.thumb >= 0 ? (model.get("thumbs") || [])[Number(entry.thumb)] : null;
+      let buffer = entry.thumb >= 0 ? (model.get("thumbs") || [])[Number(entry.thumb)] : null;
+      if (!buffer && entry.lazy) {
+        buffer = lazy.get(entry.id) || null;
+        if (!buffer && !asked.has(entry.id)) {
+          asked.add(entry.id);
+          try { model.send({ kind: "thumb", id: entry.id }); } catch (e) { /* no kernel */ }
+        }
+      }
       if (buffer) {
         const img = fwEl("img", "fw-history-thumb");
         img.src = fwUrl(buffer, "image/jpeg");
@@ -49,6 +66,7 @@ function render({ model, el }) {
   model.on("change:page_size", draw);
   draw();
   return () => {
+    model.off("msg:custom", onMessage);
     model.off("change:entries", draw);
     model.off("change:page_size", draw);
   };

@@ -48,11 +48,20 @@ function fwInitialize(model, more) {
 
 const fwUrls = new WeakMap();
 
+function fwMime(buffer, mime) {
+  // thumbnails are JPEG or WebP ("RIFF....WEBP"): say which, whatever the caller assumed
+  try {
+    const view = new Uint8Array(buffer.buffer || buffer, buffer.byteOffset || 0, 12);
+    if (view[0] === 0x52 && view[1] === 0x49 && view[8] === 0x57 && view[9] === 0x45) return "image/webp";
+  } catch (e) { /* not a byte buffer: keep the given type */ }
+  return mime || "image/jpeg";
+}
+
 function fwUrl(buffer, mime) {
   if (!buffer) return "";
   let url = fwUrls.get(buffer);
   if (!url) {
-    url = URL.createObjectURL(new Blob([buffer], { type: mime || "image/jpeg" }));
+    url = URL.createObjectURL(new Blob([buffer], { type: fwMime(buffer, mime) }));
     fwUrls.set(buffer, url);
   }
   return url;

@@ -1,0 +1,125 @@
+"""Light saved notebooks and one notice without a kernel (issue 17, items 2–4), without a browser.
+
+- a photo-like 1024² image adds ≤ 15 kB of saved widget state to the gallery;
+- thumbnails of earlier sessions' runs are asked for by the browser, never saved;
+- the panel and a sweep view are marked as snapshot roots with one `LiveNotice` first;
+- each tab page has its own Layout (lighten shares equal ones).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import ipywidgets as widgets
+import pytest
+from PIL import Image
+
+from fluxwidget.client import FluxClient
+from fluxwidget.emulator import Emulator
+from fluxwidget.schema import FluxLoraInput
+from fluxwidget.ui import FluxPanel
+from fluxwidget.ui._widgets import is_shared
+from fluxwidget.ui.gallery import GalleryImage, ImageGallery
+from fluxwidget.ui.jobs import make_thumbnail
+from fluxwidget.ui.live_notice import LiveNotice
+
+MAX_SAVED_PER_IMAGE = 15_000
+
+
+@pytest.fixture
+async def client(emu: Emulator) -> AsyncIterator[FluxClient]:
+    async with FluxClient(api_key=emu.api_key, base_url=emu.url) as flux:
+        yield flux
+
+
+def photo_like(side: int = 1024, seed: int = 7) -> bytes:
+    """Noise at four scales blended: smooth areas and fine detail, like a photograph."""
+    rng = random.Random(seed)
+    picture: Image.Image | None = None
+    for scale, weight in ((8, 0.35), (32, 0.3), (128, 0.2), (side, 0.15)):
+        raw = bytes(rng.getrandbits(8) for _ in range(scale * scale * 3))
+        layer = Image.frombytes("RGB", (scale, scale), raw).resize(
+            (side, side), Image.Resampling.BICUBIC
+        )
+        picture = layer if picture is None else Image.blend(picture, layer, weight / (weight + 0.5))
+    assert picture is not None
+    out = io.BytesIO()
+    picture.save(out, format="JPEG", quality=90)
+    return out.getvalue()
+
+
+def saved(models: list[widgets.Widget]) -> int:
+    state = widgets.Widget.get_manager_state(drop_defaults=True, widgets=models)
+    return len(json.dumps(state))
+
+
+def test_a_photo_like_image_adds_at_most_15_kb_of_saved_state() -> None:
+    thumb, width, height = make_thumbnail(photo_like())
+    gallery = ImageGallery()
+    try:
+        empty = saved([gallery])
+        summary = "#1 · seed 7 · 'a tiger eye' · landscape_4_3 · 28 steps · guidance 3.5"
+        gallery.add_run("r1", "1", [GalleryImage(thumb, width, height)] * 4, summary=summary)
+        per_image = (saved([gallery]) - empty) / 4
+        assert per_image <= MAX_SAVED_PER_IMAGE, per_image
+    finally:
+        gallery.close()
+
+
+async def test_earlier_runs_thumbnails_are_asked_for_not_saved(
+    client: FluxClient, tmp_path: Path
+) -> None:
+    from fluxwidget.pipeline import JobPipeline
+    from fluxwidget.store.runs import Run
+
+    root = tmp_path / "runs"
+    pipeline = JobPipeline(client, Run.create(root))
+    for n in range(3):
+        await pipeline.run(FluxLoraInput(prompt=f"earlier {n}", num_inference_steps=2))
+    pipeline.run_folder.save()
+
+    panel = FluxPanel(client, runs_root=root)
+    try:
+        await panel.wait()
+        history = panel.history.list
+        assert history.entry_count == 3
+        assert history.thumbs == []  # nothing of them in the saved state
+        assert all(entry["lazy"] == "yes" for entry in history.entries)
+        sent: list[tuple[object, list[bytes]]] = []
+        history.send = lambda content, buffers=None: sent.append((content, buffers or []))  # type: ignore[method-assign]
+        entry_id = history.entries[0]["id"]
+        history._received(history, {"kind": "thumb", "id": entry_id}, [])
+        history._received(history, {"kind": "thumb", "id": "nope"}, [])
+        (first, first_buffers), (second, _) = sent
+        assert first == {"kind": "thumb", "id": entry_id, "ok": True}
+        assert max(Image.open(io.BytesIO(first_buffers[0])).size) <= 64
+        assert second == {"kind": "thumb", "id": "nope", "ok": False}
+    finally:
+        panel.close()
+
+
+def test_panel_is_a_snapshot_root_with_one_notice(tmp_path: Path) -> None:
+    panel = FluxPanel(runs_root=tmp_path)
+    try:
+        root = panel.widget
+        assert "fw-snapshot-root" in root._dom_classes
+        assert isinstance(root.children[0], LiveNotice)
+        assert sum(isinstance(child, LiveNotice) for child in root.children) == 1
+        assert "fw-live-only" in panel.banner._dom_classes
+        assert "fw-live-only" in panel.keys.box._dom_classes
+        layouts = [page.layout for page in panel.tabs.children]
+        assert len({layout.model_id for layout in layouts}) == len(layouts)
+        assert not any(is_shared(layout) for layout in layouts)
+    finally:
+        panel.close()
+
+
+def test_notice_css_hides_disconnected_icons_only_inside_roots() -> None:
+    css = LiveNotice._css
+    assert ".fw-snapshot-root .jupyter-widgets-disconnected::before" in css
+    assert ".fw-snapshot-root.jupyter-widgets-disconnected::before" in css
+    assert "\n.jupyter-widgets-disconnected::before" not in css

@@ -11,6 +11,7 @@ Routes (base = the emulator's URL)::
     GET  /fal-ai/flux-lora/requests/{id}              result
     PUT  /fal-ai/flux-lora/requests/{id}/cancel       cancel
     GET  /files/{id}/{index}.{jpeg|png}               image download (no auth, like a CDN)
+    POST /run/fal-ai/flux-lora[/{subpath}]            fal.run's synchronous shape (the result)
     GET  /v1/models/pricing?endpoint_id=...           fal's platform API: the unit price
     GET  /v1/models/requests/by-endpoint?...          fal's platform API: the account's requests
     POST /storage/auth/token, /files/upload[/multipart], /uploads/...   fal's storage (see
@@ -156,6 +157,10 @@ def _lifetime(header: str | None) -> tuple[int | None, str | None]:
     return seconds, None
 
 
+SYNC_TIMEOUT = 600.0
+"""How long the synchronous shape (``POST /run/<app>``) waits for a job, as fal.run does."""
+
+
 def _route_of(segments: list[str]) -> str | None:
     if len(segments) == 3 and segments[0] == "files":
         return "file"
@@ -273,6 +278,8 @@ class EmulatorApp:
             return self._pricing(request)
         if segments == ["v1", "models", "requests", "by-endpoint"]:
             return await self._listing(request)
+        if segments[:1] == ["run"] and len(segments) >= 3:
+            return await self._run_sync(request, segments[1:])
         storage = _storage_route(segments)
         route = storage or _route_of(segments)
         if route is None:
@@ -694,6 +701,28 @@ class EmulatorApp:
                 next_keepalive = time.monotonic() + self.keepalive_interval
                 continue
             await self.scheduler.wait(pulse, remaining)
+
+    async def _run_sync(self, request: Request, segments: list[str]) -> Response:
+        """fal's synchronous shape (``POST https://fal.run/<app>``, here ``POST /run/<app>``):
+        the job is queued as any other, and the reply is its result once it is done."""
+        if request.method != "POST":
+            return JSONResponse({"detail": "Method Not Allowed"}, status_code=405)
+        accepted = await self._route(request, "submit", segments)
+        if accepted.status_code != 200 or not isinstance(accepted, JSONResponse):
+            return accepted
+        request_id = json.loads(bytes(accepted.body)).get("request_id")
+        job = self.scheduler.jobs.get(str(request_id))
+        if job is None:  # pragma: no cover - a job just accepted is always there
+            return JSONResponse({"detail": "Request not found"}, status_code=404)
+        deadline = time.monotonic() + SYNC_TIMEOUT
+        while True:
+            pulse = self.scheduler.pulse()  # taken before the state is read
+            if job.state is JobState.COMPLETED:
+                break
+            if time.monotonic() > deadline:
+                return JSONResponse({"detail": "Request timed out"}, status_code=504)
+            await self.scheduler.wait(pulse, 1.0)
+        return self._result(job)
 
     def _result(self, job: Job) -> Response:
         headers = {"x-fal-request-id": job.request_id}

@@ -148,9 +148,11 @@ class FluxPanel:
         )
         self.widget = widgets.VBox([self.banner, self.keys.box, self.tabs])
         lighten(self.widget)
-        for page in self.tabs.children:  # each tab page its own Layout (lighten shares equal
-            if is_shared(page.layout):  # ones): a page's view never shares one with another
-                page.layout = widgets.Layout()
+        # the tab widget and each page its own Layout (lighten shares equal ones): a Tab whose
+        # layout model is also another view's stopped switching after reloads
+        for part in (self.tabs, *self.tabs.children):
+            if is_shared(part.layout):
+                part.layout = widgets.Layout()
         # without a kernel: one "not live" notice, no disconnected icons (live_notice.py)
         self.notice = mark_snapshot_root(self.widget, live_only=[self.banner, self.keys.box])
 

@@ -4,6 +4,7 @@ A/B round whose parameters stay hidden until the vote; both stored in the run fo
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,6 +41,8 @@ def test_rate_by_keyboard_and_a_blind_round_in_jupyterlab(
 ) -> None:
     from playwright.sync_api import expect
 
+    expect.set_options(timeout=30_000)  # each check waits on a kernel round trip (a loaded CI)
+
     root = tmp_path / "root"
     root.mkdir()
     notebook = nbformat.v4.new_notebook()
@@ -65,12 +68,13 @@ def test_rate_by_keyboard_and_a_blind_round_in_jupyterlab(
         )
         wait_for_idle_kernel(page)
 
-        # rate by keyboard: click a cell, 4 stars; → to the next cell, pick it
+        # rate by keyboard: click a cell, 4 stars; click the next one, pick it
         grid.locator(".fw-cell.fw-done").first.click()
         expect(grid.locator(".fw-rating-bar")).to_be_visible()
         page.keyboard.press("4")
         expect(grid.locator(".fw-cell-rating").first).to_have_text("★★★★")
-        page.keyboard.press("ArrowRight")
+        grid.locator(".fw-cell.fw-done").nth(1).click()
+        expect(grid.locator(".fw-cell.fw-done").nth(1)).to_have_class(re.compile("fw-selected"))
         page.keyboard.press("p")
         expect(grid.locator(".fw-cell-rating")).to_have_count(2)
         expect(grid.locator(".fw-rating-bar .fw-pick.fw-on")).to_have_count(1)

@@ -197,9 +197,12 @@ function render({ model, el }) {
   root.addEventListener("keydown", onKey);
 
   function draw() {
+    const focused = root === document.activeElement || root.contains(document.activeElement);
     drawLegend();
     drawGrids();
     drawDetails();
+    // redrawn cells take the focus with them: keep it on the grid, so keys go on working
+    if (focused && !root.contains(document.activeElement)) root.focus({ preventScroll: true });
   }
   model.on("change:entries", draw);
   model.on("change:axes", draw);

@@ -401,3 +401,40 @@ def test_many_ratings_stay_linear_and_still_order_by_score() -> None:
     alone = rank_images(["a:0", "b:0", "c:0"], {"c:0": Rating("c", 0, stars=5)}, [])
     assert alone[0].key == "c:0"
     assert alone[0].strength > 1
+
+
+async def test_a_rated_4x4_sweep_and_20_blind_votes_survive_a_new_kernel(
+    emu: Emulator, tmp_path: Path
+) -> None:
+    """The issue's "done when": rate a 4×4 sweep, run 20 blind comparisons, then a fresh read
+    (as a new kernel does) shows the same ratings, the per-axis win rates and the winner, which
+    restores into a panel."""
+    from fluxwidget import FluxPanel
+
+    plan = plan_sweep(BASE, "guidance_scale=2,3,4,5", "seed=1-4")
+    async with client_for(emu) as client:
+        runner = SweepRunner(client, plan, out=tmp_path / "grid")
+        await runner.run_all()
+    first = load_run(runner.run.path)
+    assert len(first.images) == 16
+    for image in first.images:  # higher guidance rated higher
+        first.rate(image.job_id, image.index, stars=min(5, int(image.axes["guidance_scale"])))
+    for _ in range(20):
+        pair = first.next_pair()
+        assert pair is not None
+        a, b = pair
+        ga, gb = a.axes["guidance_scale"], b.axes["guidance_scale"]
+        first.vote(a.key, b.key, "tie" if ga == gb else ("a" if ga > gb else "b"))
+    again = load_run(runner.run.path)  # a new kernel reads the folder
+    assert {i.key: i.stars for i in again.images} == {i.key: i.stars for i in first.images}
+    assert len(again.votes) == 20
+    rates = again.win_rates()
+    assert "guidance_scale" in rates
+    best = again.winner()
+    assert best is not None
+    assert best.axes["guidance_scale"] == 5
+    panel = FluxPanel(client=client_for(emu))
+    panel.restore_input(best.input)
+    assert panel.params.guidance_scale == 5
+    assert panel.params.seed == best.seed
+    panel.close()

@@ -9,6 +9,8 @@ function render({ model, el }) {
 
   const root = fwEl("div", "fw-gallery");
   const viewer = fwEl("div", "fw-viewer");
+  viewer.tabIndex = 0; // focused when open: ←/→ step through the results, Esc closes
+  viewer.dataset.lmSuppressShortcuts = "true"; // JupyterLab: keys here are the viewer's
   const list = fwEl("div", "fw-runs");
   root.append(viewer, list);
   el.append(root);
@@ -34,6 +36,7 @@ function render({ model, el }) {
       askFull(byId(id));
     }
     drawViewer();
+    viewer.focus({ preventScroll: true });
     root.scrollIntoView({ block: "nearest" });
   }
 
@@ -44,6 +47,46 @@ function render({ model, el }) {
     drawViewer();
   }
 
+  // the results (not input tiles) in display order: runs newest first, images in order
+  function resultIds() {
+    const order = model.get("runs") || [];
+    const rank = (run) => (order.includes(run) ? order.indexOf(run) : order.length);
+    return entries()
+      .filter((e) => e.role !== "input")
+      .sort((x, y) => rank(x.run) - rank(y.run) || Number(x.index) - Number(y.index))
+      .map((e) => e.id);
+  }
+
+  function step(delta) {
+    if (!shown || compare) return;
+    const ids = resultIds();
+    const at = ids.indexOf(shown);
+    if (at < 0 || !ids.length) return;
+    const next = ids[(at + delta + ids.length) % ids.length];
+    shown = next;
+    picking = false;
+    askFull(byId(next));
+    drawViewer();
+    drawList();
+  }
+
+  viewer.addEventListener("keydown", (event) => {
+    if (event.target && event.target.tagName === "INPUT") return; // the compare slider
+    const keys = { ArrowLeft: () => step(-1), ArrowRight: () => step(1), Escape: close };
+    const action = keys[event.key];
+    if (!action || (!shown && !compare)) return;
+    event.preventDefault();
+    event.stopPropagation();
+    action();
+    if (shown || compare) viewer.focus({ preventScroll: true });
+  });
+
+  function title(text) {
+    const span = fwEl("span", "fw-viewer-title", text);
+    span.title = text; // one line, cut with an ellipsis: the whole text on hover
+    return span;
+  }
+
   function drawViewer() {
     viewer.replaceChildren();
     if (compare) {
@@ -52,7 +95,7 @@ function render({ model, el }) {
       viewer.classList.add("fw-open");
       const bar = fwEl("div", "fw-viewer-bar");
       bar.append(
-        fwEl("span", "fw-viewer-title", `Compare: ${a.caption}  ↔  ${b.caption}`),
+        title(`Compare: ${a.caption}  ↔  ${b.caption}`),
         fwButton(sideBySide ? "Slider" : "Side by side", "Switch the compare view", () => {
           sideBySide = !sideBySide;
           drawViewer();
@@ -95,6 +138,7 @@ function render({ model, el }) {
         stage.append(under, over, line);
         const labels = fwEl("div", "fw-compare-labels");
         labels.append(fwEl("span", "", `◀ ${a.caption}`), fwEl("span", "", `${b.caption} ▶`));
+        for (const label of labels.children) label.title = label.textContent;
         viewer.append(stage, slider, labels);
       }
       return;
@@ -106,18 +150,30 @@ function render({ model, el }) {
     }
     viewer.classList.add("fw-open");
     const bar = fwEl("div", "fw-viewer-bar");
+    const ids = resultIds();
+    const at = ids.indexOf(entry.id);
+    const prev = fwButton("‹ Previous", "The previous image (←)", () => step(-1));
+    const next = fwButton("Next ›", "The next image (→)", () => step(1));
+    prev.classList.add("fw-prev");
+    next.classList.add("fw-next");
+    prev.disabled = next.disabled = at < 0 || ids.length < 2;
+    const position = at < 0 ? "" : `${at + 1} of ${ids.length}`;
     bar.append(
-      fwEl("span", "fw-viewer-title", entry.caption),
+      title(entry.caption),
+      fwEl("span", "fw-muted fw-position", position),
+      prev,
+      next,
       fwButton(picking ? "Click an image…" : "Compare with…", "Then click another thumbnail", () => {
         picking = !picking;
         drawViewer();
       }),
-      fwButton("Close", "Close the large view", close),
+      fwButton("Close", "Close the large view (Esc)", close),
     );
-    const img = fwEl("img", "fw-large");
+    const img = fwEl("img", "fw-large fw-big");
     img.src = bestUrl(entry);
     img.alt = entry.caption;
-    viewer.append(bar, img);
+    img.title = "Esc: close · ←/→: previous/next";
+    viewer.append(bar, img, fwEl("div", "fw-caption fw-big-caption", entry.caption));
     if (entry.nsfw) viewer.append(fwEl("div", "fw-nsfw", `⚠ ${entry.nsfw}`));
     if (entry.full && !full.has(entry.id)) viewer.append(fwEl("div", "fw-muted", "Loading the full image…"));
   }

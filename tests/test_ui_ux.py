@@ -92,15 +92,20 @@ async def test_sweep_form_is_quiet_until_something_is_typed(emu: Emulator) -> No
     client = FluxClient(api_key=emu.api_key, base_url=emu.url)
     params = FluxLoraInput(prompt="a tiger eye", image_size="square")
     form = SweepForm(lambda: params, lambda: client)
-    assert HINT.split()[0] in form.summary.value and RED not in form.summary.value
+    assert HINT.split()[0] in form.summary.value
+    assert RED not in form.summary.value
     form.fields[0].value = "guidance_scale"  # a field chosen, nothing typed: still a hint
-    assert RED not in form.summary.value and form.start_button.disabled
+    assert RED not in form.summary.value
+    assert form.start_button.disabled
     form.values[0].value = "2,99"
-    assert RED in form.summary.value and form.start_button.disabled
+    assert RED in form.summary.value
+    assert form.start_button.disabled
     form.values[0].value = "2,5"
-    assert RED not in form.summary.value and not form.start_button.disabled
+    assert RED not in form.summary.value
+    assert not form.start_button.disabled
     form.values[0].value = "  "
-    assert RED not in form.summary.value and form.start_button.disabled
+    assert RED not in form.summary.value
+    assert form.start_button.disabled
     assert form.start_button.layout.width == "140px"  # keeps its size beside a long summary
     assert form.start_button.layout.flex == "0 0 auto"
     await client.aclose()
@@ -130,7 +135,8 @@ async def test_confirm_is_shown_only_while_a_confirmation_waits(
     confirm = pending.buttons["Confirm and start"]
     with pytest.raises(ValueError, match="above"):
         await big
-    assert confirm.layout.display is None and not confirm.disabled
+    assert confirm.layout.display is None
+    assert not confirm.disabled
     confirm.click()
     assert confirm.layout.display == "none"
     await big

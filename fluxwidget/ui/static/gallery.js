@@ -1,4 +1,6 @@
 // ImageGallery: runs newest first, a large view, and a compare view (slider or side by side).
+// The large and compare views are an overlay over the page (a lightbox put on document.body,
+// so no notebook container clips or shrinks it): ←/→ step through the results, Esc closes.
 
 function render({ model, el }) {
   const full = new Map(); // entry id -> object URL of the full image (never in the state)
@@ -8,11 +10,19 @@ function render({ model, el }) {
   let sideBySide = false;
 
   const root = fwEl("div", "fw-gallery");
+  const overlay = fwEl("div", "fw-overlay");
   const viewer = fwEl("div", "fw-viewer");
   viewer.tabIndex = 0; // focused when open: ←/→ step through the results, Esc closes
   viewer.dataset.lmSuppressShortcuts = "true"; // JupyterLab: keys here are the viewer's
+  viewer.setAttribute("role", "dialog");
+  viewer.setAttribute("aria-label", "Large view");
+  overlay.append(viewer);
+  overlay.addEventListener("click", (event) => {
+    if (event.target === overlay) close(); // a click beside the image closes
+  });
+  const pickBar = fwEl("div", "fw-pick-bar");
   const list = fwEl("div", "fw-runs");
-  root.append(viewer, list);
+  root.append(pickBar, list);
   el.append(root);
 
   const entries = () => model.get("entries") || [];
@@ -36,8 +46,8 @@ function render({ model, el }) {
       askFull(byId(id));
     }
     drawViewer();
+    drawList();
     viewer.focus({ preventScroll: true });
-    root.scrollIntoView({ block: "nearest" });
   }
 
   function close() {
@@ -45,6 +55,7 @@ function render({ model, el }) {
     compare = null;
     picking = false;
     drawViewer();
+    drawList();
   }
 
   // the results (not input tiles) in display order: runs newest first, images in order
@@ -70,7 +81,7 @@ function render({ model, el }) {
     drawList();
   }
 
-  viewer.addEventListener("keydown", (event) => {
+  overlay.addEventListener("keydown", (event) => {
     if (event.target && event.target.tagName === "INPUT") return; // the compare slider
     const keys = { ArrowLeft: () => step(-1), ArrowRight: () => step(1), Escape: close };
     const action = keys[event.key];
@@ -87,12 +98,32 @@ function render({ model, el }) {
     return span;
   }
 
+  function show(open) {
+    // the overlay lives on document.body while open; while picking the second image to
+    // compare, it steps aside so the thumbnails can be clicked (a bar above them says so)
+    if (open && !overlay.isConnected) document.body.append(overlay);
+    if (!open && overlay.isConnected) overlay.remove();
+    viewer.classList.toggle("fw-open", open);
+    const entry = picking && shown && byId(shown);
+    pickBar.replaceChildren();
+    pickBar.classList.toggle("fw-open", Boolean(entry));
+    if (entry) {
+      pickBar.append(
+        fwEl("span", "fw-pick-text", `Click an image to compare with ${entry.caption}`),
+        fwButton("Cancel", "Back to the large view", () => {
+          picking = false;
+          drawViewer();
+        }),
+      );
+    }
+  }
+
   function drawViewer() {
     viewer.replaceChildren();
     if (compare) {
       const [a, b] = compare.map(byId);
       if (!a || !b) return close();
-      viewer.classList.add("fw-open");
+      show(true);
       const bar = fwEl("div", "fw-viewer-bar");
       bar.append(
         title(`Compare: ${a.caption}  ↔  ${b.caption}`),
@@ -145,10 +176,10 @@ function render({ model, el }) {
     }
     const entry = shown && byId(shown);
     if (!entry) {
-      viewer.classList.remove("fw-open");
+      show(false);
       return;
     }
-    viewer.classList.add("fw-open");
+    show(!picking);
     const bar = fwEl("div", "fw-viewer-bar");
     const ids = resultIds();
     const at = ids.indexOf(entry.id);
@@ -163,8 +194,8 @@ function render({ model, el }) {
       fwEl("span", "fw-muted fw-position", position),
       prev,
       next,
-      fwButton(picking ? "Click an image…" : "Compare with…", "Then click another thumbnail", () => {
-        picking = !picking;
+      fwButton("Compare with…", "Then click another thumbnail", () => {
+        picking = true;
         drawViewer();
       }),
       fwButton("Close", "Close the large view (Esc)", close),
@@ -244,6 +275,7 @@ function render({ model, el }) {
     model.off("change:entries", redraw);
     model.off("change:runs", drawList);
     model.off("change:max_height", drawList);
+    overlay.remove();
     for (const url of full.values()) URL.revokeObjectURL(url);
   };
 }

@@ -81,16 +81,27 @@ function render({ model, el }) {
     drawList();
   }
 
-  overlay.addEventListener("keydown", (event) => {
-    if (event.target && event.target.tagName === "INPUT") return; // the compare slider
+  // Keys while the overlay is open, wherever the focus is (a redrawn button loses it): on the
+  // window in the capture phase, ahead of JupyterLab's own shortcuts on the document.
+  const onKey = (event) => {
+    const target = event.target;
+    const typing = target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA");
+    if (typing && event.key !== "Escape") return; // the compare slider keeps its arrows
     const keys = { ArrowLeft: () => step(-1), ArrowRight: () => step(1), Escape: close };
     const action = keys[event.key];
     if (!action || (!shown && !compare)) return;
     event.preventDefault();
     event.stopPropagation();
     action();
-    if (shown || compare) viewer.focus({ preventScroll: true });
-  });
+  };
+  let listening = false;
+  function listen(on) {
+    if (on !== listening) {
+      if (on) window.addEventListener("keydown", onKey, true);
+      else window.removeEventListener("keydown", onKey, true);
+      listening = on;
+    }
+  }
 
   function title(text) {
     const span = fwEl("span", "fw-viewer-title", text);
@@ -103,6 +114,8 @@ function render({ model, el }) {
     // compare, it steps aside so the thumbnails can be clicked (a bar above them says so)
     if (open && !overlay.isConnected) document.body.append(overlay);
     if (!open && overlay.isConnected) overlay.remove();
+    listen(open);
+    if (open && !viewer.contains(document.activeElement)) viewer.focus({ preventScroll: true });
     viewer.classList.toggle("fw-open", open);
     const entry = picking && shown && byId(shown);
     pickBar.replaceChildren();
@@ -276,6 +289,7 @@ function render({ model, el }) {
     model.off("change:runs", drawList);
     model.off("change:max_height", drawList);
     overlay.remove();
+    listen(false);
     for (const url of full.values()) URL.revokeObjectURL(url);
   };
 }

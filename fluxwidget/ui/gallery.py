@@ -2,9 +2,10 @@
 
 Newest run first; the images of one run together in submission order. Captions are plain
 text (the browser puts them in ``textContent``, never parsed as HTML); seeds travel as strings
-because a 64-bit seed does not survive a JavaScript number. A click opens a large view inside
-the widget; it may ask Python for the full image (``on_full`` reads it from disk), and any two
-images can be compared with a slider or side by side.
+because a 64-bit seed does not survive a JavaScript number. A click opens a large view as an
+overlay over the page (←/→ and Previous/Next step through the results, Esc closes); it may ask
+Python for the full image (``on_full`` reads it from disk), and any two images can be compared
+with a slider or side by side.
 """
 
 from __future__ import annotations

@@ -137,7 +137,7 @@ async def test_gallery_holds_thumbnails_and_full_images_load_on_request(
         assert max(thumb.size) <= 256
         assert thumb.size == (180, 240)  # THUMB_SIDE: sized for a gallery tile
         assert thumb.format == "WEBP"  # ~half the bytes of a JPEG at the same look
-        assert "seed 11 · 768×1024" in entry["caption"]
+        assert "seed 11 · 4 steps · cfg 3.5 · 768×1024" in entry["caption"]
         assert entry["seed"] == "11"
         assert entry["nsfw"] == ""
         full = panel._full_image(entry_id)  # what a click in the large view asks for

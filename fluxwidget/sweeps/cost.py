@@ -82,6 +82,20 @@ class CostEstimate:
         which bills nothing)."""
         return self.usd > threshold and not self.price.emulated
 
+    def brief(self) -> str:
+        """A short line for a Generate button: ``≈ $0.07 (2 × 1 MP)`` (images × billed MP each),
+        ``≈ $0.07 (2 images, 2 MP)`` when the images differ in size."""
+        if self.images and self.price.per_megapixel:
+            each = self.megapixels / self.images
+            mp = f"{each:g}" if each.is_integer() else f"{each:.2f}"
+            counts = f"{self.images} × {mp} MP"
+        else:
+            counts = _count(self.images, "image")
+        money = _money(self.usd)
+        if len(money.split(".")[-1]) == 3 and money.endswith("0"):
+            money = money[:-1]  # $0.070 → $0.07 (tenths of a cent only where they count)
+        return f"≈ {money} ({counts})"
+
     def describe(self) -> str:
         """E.g. ``9 cells × 1 image · 9 MP · ≈ $0.32 (estimate, $0.035/MP, default ...)``."""
         if self.cells and self.images % self.cells == 0:

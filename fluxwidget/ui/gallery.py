@@ -2,9 +2,10 @@
 
 Newest run first; the images of one run together in submission order. Captions are plain
 text (the browser puts them in ``textContent``, never parsed as HTML); seeds travel as strings
-because a 64-bit seed does not survive a JavaScript number. A click opens a large view inside
-the widget; it may ask Python for the full image (``on_full`` reads it from disk), and any two
-images can be compared with a slider or side by side.
+because a 64-bit seed does not survive a JavaScript number. A click opens a large view as an
+overlay over the page (←/→ and Previous/Next step through the results, Esc closes); it may ask
+Python for the full image (``on_full`` reads it from disk), and any two images can be compared
+with a slider or side by side.
 """
 
 from __future__ import annotations
@@ -23,13 +24,25 @@ NSFW_NOTE = "NSFW: flagged by the safety checker (fal returns it blacked out)"
 
 
 def caption(
-    run: int | str, index: int, count: int, seed: int | str | None, size: tuple[int, int]
+    run: int | str,
+    index: int,
+    count: int,
+    seed: int | str | None,
+    size: tuple[int, int],
+    *,
+    steps: int | None = None,
+    guidance: float | None = None,
 ) -> str:
-    """Plain caption text: ``#3 · 2/4 · seed 123 · 1024×768``."""
+    """Plain caption text, as Automatic1111 writes parameters under an image:
+    ``#3 · 2/4 · seed 123 · 28 steps · cfg 3.5 · 1024×768``."""
     parts = [f"#{run}"]
     if count > 1:
         parts.append(f"{index + 1}/{count}")
     parts.append("random seed" if seed is None else f"seed {seed}")
+    if steps is not None:
+        parts.append(f"{steps} step{'' if steps == 1 else 's'}")
+    if guidance is not None:
+        parts.append(f"cfg {guidance:g}")
     parts.append(f"{size[0]}×{size[1]}")
     return " · ".join(parts)
 
@@ -75,12 +88,15 @@ class ImageGallery(ThumbnailWidget):
         restore: bool = False,
         details: Mapping[str, str] | None = None,
         inputs: Sequence[tuple[str, GalleryImage]] = (),
+        steps: int | None = None,
+        guidance: float | None = None,
     ) -> list[str]:
         """Put a run's images in front (newest first); returns their entry ids.
 
         `summary` is the run's one-line header; `restore` shows a Restore button on it.
         `inputs` are (label, image) tiles shown first and marked as the run's inputs (the input
-        image of image → image, its mask); their ids are not returned.
+        image of image → image, its mask); their ids are not returned. `steps` and `guidance`
+        go into each caption (``seed 7 · 28 steps · cfg 3.5 · 1024×768``).
         """
         ids: list[str] = []
         self._run_order.insert(0, run_id)
@@ -102,7 +118,15 @@ class ImageGallery(ThumbnailWidget):
             self._add_entry(entry, image.thumbnail)
         for index, image in enumerate(images):
             entry_id = f"{run_id}/{index}"
-            text = caption(title, index, len(images), seed, (image.width, image.height))
+            text = caption(
+                title,
+                index,
+                len(images),
+                seed,
+                (image.width, image.height),
+                steps=steps,
+                guidance=guidance,
+            )
             entry = {
                 "id": entry_id,
                 "run": run_id,

@@ -9,6 +9,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..client.pricing import UnitPrice, fetch_unit_price
 from ..client.protocols import JobClient
 from ..connect import ClientMode, choose_client
 from ..schema import (
@@ -22,6 +23,7 @@ from ..schema import (
     validate_input,
 )
 from ..store.runs import Run, default_runs_root
+from ..sweeps.cost import DEFAULT_PRICE, estimate_cost
 from ._widgets import close_tree, error_html, esc, is_shared, lighten, muted, shared_layout
 from .code_view import CodeView
 from .codegen import Target
@@ -105,6 +107,10 @@ class FluxPanel:
             layout=shared_layout(width="120px"),
         )
         self.form_message = widgets.HTML()
+        self.price_label = widgets.HTML(layout=widgets.Layout(margin="0 6px", display="none"))
+        """The estimated price of Generate with the form's values (hidden when it is invalid)."""
+        self.unit_price: UnitPrice = DEFAULT_PRICE
+        """The unit price estimates use: the server's once fetched, the documented one before."""
         self.code = CodeView()
         self.jobs_box = widgets.VBox(layout=shared_layout(width="100%"))
         self.gallery = ImageGallery()
@@ -123,7 +129,7 @@ class FluxPanel:
         self.open_folder_button.on_click(lambda _button: self._open_folder())
         self.folder_message = widgets.HTML()
         actions = widgets.HBox(
-            [self.generate_button, self.code.toggle, self.form_message],
+            [self.generate_button, self.price_label, self.code.toggle, self.form_message],
             layout=shared_layout(align_items="center", flex_flow="row wrap"),
         )
         left = widgets.VBox(
@@ -171,6 +177,7 @@ class FluxPanel:
         self._show_banner()
         self._form_changed(self.form.problems)
         self._start_history()
+        self._start_price()
         self._live = LiveOutput(
             lambda: None if self.closed else self.widget, self.static_html, lambda: repr(self)
         )
@@ -306,6 +313,9 @@ class FluxPanel:
             ).client
         self._show_banner()
         self._refresh_code()
+        self.unit_price = DEFAULT_PRICE
+        self._refresh_price()
+        self._start_price()
 
     def reuse_last_seed(self) -> None:
         """Fix the seed to the one the last run used."""
@@ -374,7 +384,15 @@ class FluxPanel:
                 summary_line(run),
                 [image.thumbnail for image in run.images],
                 [
-                    caption(run.number, n, len(run.images), run.seed, (i.width, i.height))
+                    caption(
+                        run.number,
+                        n,
+                        len(run.images),
+                        run.seed,
+                        (i.width, i.height),
+                        steps=run.params.num_inference_steps,
+                        guidance=run.params.guidance_scale,
+                    )
                     for n, i in enumerate(run.images)
                 ],
             )
@@ -441,6 +459,8 @@ class FluxPanel:
             str(record.number),
             images,
             seed=record.seed,
+            steps=record.params.num_inference_steps,
+            guidance=record.params.guidance_scale,
             summary=summary_line(record),
             restore=True,
             inputs=self._input_tiles.pop(record.number, ()),
@@ -581,6 +601,46 @@ class FluxPanel:
                 f"Fix {count} field{'s' if count > 1 else ''} above to generate."
             )
         self._refresh_code()
+        self._refresh_price()
+
+    # --- the price next to Generate ---------------------------------------------------------
+
+    def _refresh_price(self) -> None:
+        """``≈ $0.07 (2 × 1 MP)`` for the form's values at the known unit price; empty (and
+        hidden) while the form is invalid."""
+        try:
+            params = self.params
+        except InputError:
+            self.price_label.value = ""
+            self.price_label.layout.display = "none"
+            return
+        self.price_label.layout.display = None
+        estimate = estimate_cost([params], self.unit_price)
+        note = " · nothing is billed" if self.unit_price.emulated else ""
+        tooltip = estimate.describe()
+        self.price_label.value = (
+            f'<span class="fw-price" title="{esc(tooltip)}" style="font-size:12px;color:#444;'
+            f'white-space:nowrap">{esc(estimate.brief() + note)}</span>'
+        )
+
+    def _start_price(self) -> None:
+        """Fetch the server's unit price on the running loop (never blocking; without a running
+        loop the documented default stays)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        self._tasks.spawn(self.load_price(), on_error=lambda _exc: None)
+
+    async def load_price(self) -> UnitPrice:
+        """Ask the server for the unit price (fal's ``/models/pricing``; the emulator's is marked
+        emulated) and update the estimate; returns the price in use (the default when none)."""
+        client = self._client
+        price = await fetch_unit_price(client)
+        if price is not None and client is self._client and not self.closed:
+            self.unit_price = price
+            self._refresh_price()
+        return self.unit_price
 
     def _on_emulator(self) -> bool:
         from ..emulator import is_emulator_url

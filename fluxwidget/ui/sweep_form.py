@@ -2,7 +2,8 @@
 
 Each axis is a field (from the panel's parameters, its LoRAs included) and values in the range
 syntax (``2,3.5,5``, ``1-5 (+2)``, ``0.4-1.2 [3]``). The cell count and the cost estimate update
-as you type; an invalid axis or cell shows its error and disables Start. Start runs `sweep()`
+as you type; before anything is typed a quiet hint says what to do; an invalid axis or cell
+shows its error and disables Start. Start runs `sweep()`
 on the panel's client; its live grid appears below.
 """
 
@@ -21,9 +22,11 @@ from ..sweeps.run import SweepRun
 from ._widgets import error_html, esc, muted, shared_layout
 from .sweep import sweep
 
-__all__ = ["SweepForm", "axis_fields"]
+__all__ = ["HINT", "SweepForm", "axis_fields"]
 
 _NONE = "—"
+HINT = "Choose an axis and type its values to see the cells and the estimated cost."
+"""The summary before any value is typed (errors are shown only once there is input)."""
 _PLACEHOLDERS = {
     "guidance_scale": "2,3.5,5",
     "num_inference_steps": "10-40 [4]",
@@ -79,7 +82,11 @@ class SweepForm:
         )
         self.summary = widgets.HTML(layout=row)
         self.start_button = widgets.Button(
-            description="Start sweep", icon="th", button_style="primary", disabled=True
+            description="Start sweep",
+            icon="th",
+            button_style="primary",
+            disabled=True,
+            layout=shared_layout(width="140px", min_width="140px", flex="0 0 auto"),
         )
         self.output = widgets.VBox(layout=row)
         rows = [
@@ -143,6 +150,10 @@ class SweepForm:
                 keep = field.value if field.value in options else _NONE
                 field.options = options
                 field.value = keep
+        if not any(str(box.value).strip() for box in self.values):
+            self.summary.value = muted(HINT)  # nothing typed yet: a hint, not an error
+            self.start_button.disabled = True
+            return
         try:
             plan = self.plan()
         except InputError as exc:

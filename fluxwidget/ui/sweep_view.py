@@ -134,7 +134,9 @@ class SweepView:
             name: widgets.Button(description=name, layout=layout)
             for name in ("Confirm and start", "Cancel remaining", "Cancel all", "Retry failed")
         }
-        self.buttons["Confirm and start"].button_style = "warning"
+        confirm = self.buttons["Confirm and start"]
+        confirm.button_style = "warning"
+        confirm.layout = widgets.Layout(width="auto", display="none")  # shown while pending
         self.buttons["Confirm and start"].on_click(lambda _b: self._act(run.confirm))
         self.buttons["Cancel remaining"].on_click(lambda _b: self._act(run.cancel_remaining))
         self.buttons["Cancel all"].on_click(lambda _b: self._act(run.cancel_all))
@@ -203,7 +205,10 @@ class SweepView:
         failed = "Failed" in text or "Stopped" in text
         self.status.value = error_html(text) if failed else muted(esc(text))
         running = run._task is not None and not run.done
-        self.buttons["Confirm and start"].disabled = run.confirmed
+        pending = not run.confirmed  # a sweep above the threshold, waiting for the click
+        confirm = self.buttons["Confirm and start"]
+        confirm.disabled = not pending
+        confirm.layout.display = None if pending else "none"  # only while a confirmation waits
         self.buttons["Cancel remaining"].disabled = not running
         self.buttons["Cancel all"].disabled = not running
         self.buttons["Retry failed"].disabled = running or not any(

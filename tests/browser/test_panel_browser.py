@@ -273,22 +273,26 @@ def test_big_seed_survives_restore_and_compare_view(
 
         # Compare: open the first, "Compare with…", click the second
         images.nth(0).click()
-        viewer = panel.locator(".fw-viewer.fw-open")
+        viewer = page.locator(".fw-viewer.fw-open")  # an overlay on the page's body
         viewer.wait_for()
         viewer.locator("button", has_text="Compare with").click()
         images.nth(1).click()
-        stage = panel.locator(".fw-compare")
+        stage = page.locator(".fw-compare")
         stage.wait_for()
         assert stage.locator("img").count() == 2
-        slider = panel.locator(".fw-slider")
+        slider = page.locator(".fw-slider")
         slider.fill("20")
-        clip = panel.locator(".fw-over").evaluate("(el) => el.style.clipPath")
+        clip = page.locator(".fw-over").evaluate("(el) => el.style.clipPath")
         assert clip == "inset(0px 80% 0px 0px)" or "80%" in clip, clip
         page.screenshot(path=str(artifacts_dir / "lab-compare.png"))
         viewer.locator("button", has_text="Side by side").click()
-        panel.locator(".fw-pair img").nth(1).wait_for()
-        assert panel.locator(".fw-pair img").count() == 2
+        page.locator(".fw-pair img").nth(1).wait_for()
+        assert page.locator(".fw-pair img").count() == 2
+        title = page.locator(".fw-viewer-title")
+        assert title.evaluate("(el) => el.getClientRects().length") == 1  # one line
         page.screenshot(path=str(artifacts_dir / "lab-compare-side-by-side.png"))
+        page.keyboard.press("Escape")
+        page.locator(".fw-overlay").wait_for(state="detached", timeout=5_000)
 
         # History tab: one line per run, newest first, the 19-digit seed exact
         panel.locator(".lm-TabBar-tab", has_text="History").first.click()

@@ -1,4 +1,6 @@
 // ImageGallery: runs newest first, a large view, and a compare view (slider or side by side).
+// The large and compare views are an overlay over the page (a lightbox put on document.body,
+// so no notebook container clips or shrinks it): ←/→ step through the results, Esc closes.
 
 function render({ model, el }) {
   const full = new Map(); // entry id -> object URL of the full image (never in the state)
@@ -8,9 +10,19 @@ function render({ model, el }) {
   let sideBySide = false;
 
   const root = fwEl("div", "fw-gallery");
+  const overlay = fwEl("div", "fw-overlay");
   const viewer = fwEl("div", "fw-viewer");
+  viewer.tabIndex = 0; // focused when open: ←/→ step through the results, Esc closes
+  viewer.dataset.lmSuppressShortcuts = "true"; // JupyterLab: keys here are the viewer's
+  viewer.setAttribute("role", "dialog");
+  viewer.setAttribute("aria-label", "Large view");
+  overlay.append(viewer);
+  overlay.addEventListener("click", (event) => {
+    if (event.target === overlay) close(); // a click beside the image closes
+  });
+  const pickBar = fwEl("div", "fw-pick-bar");
   const list = fwEl("div", "fw-runs");
-  root.append(viewer, list);
+  root.append(pickBar, list);
   el.append(root);
 
   const entries = () => model.get("entries") || [];
@@ -34,7 +46,8 @@ function render({ model, el }) {
       askFull(byId(id));
     }
     drawViewer();
-    root.scrollIntoView({ block: "nearest" });
+    drawList();
+    viewer.focus({ preventScroll: true });
   }
 
   function close() {
@@ -42,6 +55,80 @@ function render({ model, el }) {
     compare = null;
     picking = false;
     drawViewer();
+    drawList();
+  }
+
+  // the results (not input tiles) in display order: runs newest first, images in order
+  function resultIds() {
+    const order = model.get("runs") || [];
+    const rank = (run) => (order.includes(run) ? order.indexOf(run) : order.length);
+    return entries()
+      .filter((e) => e.role !== "input")
+      .sort((x, y) => rank(x.run) - rank(y.run) || Number(x.index) - Number(y.index))
+      .map((e) => e.id);
+  }
+
+  function step(delta) {
+    if (!shown || compare) return;
+    const ids = resultIds();
+    const at = ids.indexOf(shown);
+    if (at < 0 || !ids.length) return;
+    const next = ids[(at + delta + ids.length) % ids.length];
+    shown = next;
+    picking = false;
+    askFull(byId(next));
+    drawViewer();
+    drawList();
+  }
+
+  // Keys while the overlay is open, wherever the focus is (a redrawn button loses it): on the
+  // window in the capture phase, ahead of JupyterLab's own shortcuts on the document.
+  const onKey = (event) => {
+    const target = event.target;
+    const typing = target && (target.tagName === "INPUT" || target.tagName === "TEXTAREA");
+    if (typing && event.key !== "Escape") return; // the compare slider keeps its arrows
+    const keys = { ArrowLeft: () => step(-1), ArrowRight: () => step(1), Escape: close };
+    const action = keys[event.key];
+    if (!action || (!shown && !compare)) return;
+    event.preventDefault();
+    event.stopPropagation();
+    action();
+  };
+  let listening = false;
+  function listen(on) {
+    if (on !== listening) {
+      if (on) window.addEventListener("keydown", onKey, true);
+      else window.removeEventListener("keydown", onKey, true);
+      listening = on;
+    }
+  }
+
+  function title(text) {
+    const span = fwEl("span", "fw-viewer-title", text);
+    span.title = text; // one line, cut with an ellipsis: the whole text on hover
+    return span;
+  }
+
+  function show(open) {
+    // the overlay lives on document.body while open; while picking the second image to
+    // compare, it steps aside so the thumbnails can be clicked (a bar above them says so)
+    if (open && !overlay.isConnected) document.body.append(overlay);
+    if (!open && overlay.isConnected) overlay.remove();
+    listen(open);
+    if (open && !viewer.contains(document.activeElement)) viewer.focus({ preventScroll: true });
+    viewer.classList.toggle("fw-open", open);
+    const entry = picking && shown && byId(shown);
+    pickBar.replaceChildren();
+    pickBar.classList.toggle("fw-open", Boolean(entry));
+    if (entry) {
+      pickBar.append(
+        fwEl("span", "fw-pick-text", `Click an image to compare with ${entry.caption}`),
+        fwButton("Cancel", "Back to the large view", () => {
+          picking = false;
+          drawViewer();
+        }),
+      );
+    }
   }
 
   function drawViewer() {
@@ -49,10 +136,10 @@ function render({ model, el }) {
     if (compare) {
       const [a, b] = compare.map(byId);
       if (!a || !b) return close();
-      viewer.classList.add("fw-open");
+      show(true);
       const bar = fwEl("div", "fw-viewer-bar");
       bar.append(
-        fwEl("span", "fw-viewer-title", `Compare: ${a.caption}  ↔  ${b.caption}`),
+        title(`Compare: ${a.caption}  ↔  ${b.caption}`),
         fwButton(sideBySide ? "Slider" : "Side by side", "Switch the compare view", () => {
           sideBySide = !sideBySide;
           drawViewer();
@@ -95,29 +182,42 @@ function render({ model, el }) {
         stage.append(under, over, line);
         const labels = fwEl("div", "fw-compare-labels");
         labels.append(fwEl("span", "", `◀ ${a.caption}`), fwEl("span", "", `${b.caption} ▶`));
+        for (const label of labels.children) label.title = label.textContent;
         viewer.append(stage, slider, labels);
       }
       return;
     }
     const entry = shown && byId(shown);
     if (!entry) {
-      viewer.classList.remove("fw-open");
+      show(false);
       return;
     }
-    viewer.classList.add("fw-open");
+    show(!picking);
     const bar = fwEl("div", "fw-viewer-bar");
+    const ids = resultIds();
+    const at = ids.indexOf(entry.id);
+    const prev = fwButton("‹ Previous", "The previous image (←)", () => step(-1));
+    const next = fwButton("Next ›", "The next image (→)", () => step(1));
+    prev.classList.add("fw-prev");
+    next.classList.add("fw-next");
+    prev.disabled = next.disabled = at < 0 || ids.length < 2;
+    const position = at < 0 ? "" : `${at + 1} of ${ids.length}`;
     bar.append(
-      fwEl("span", "fw-viewer-title", entry.caption),
-      fwButton(picking ? "Click an image…" : "Compare with…", "Then click another thumbnail", () => {
-        picking = !picking;
+      title(entry.caption),
+      fwEl("span", "fw-muted fw-position", position),
+      prev,
+      next,
+      fwButton("Compare with…", "Then click another thumbnail", () => {
+        picking = true;
         drawViewer();
       }),
-      fwButton("Close", "Close the large view", close),
+      fwButton("Close", "Close the large view (Esc)", close),
     );
-    const img = fwEl("img", "fw-large");
+    const img = fwEl("img", "fw-large fw-big");
     img.src = bestUrl(entry);
     img.alt = entry.caption;
-    viewer.append(bar, img);
+    img.title = "Esc: close · ←/→: previous/next";
+    viewer.append(bar, img, fwEl("div", "fw-caption fw-big-caption", entry.caption));
     if (entry.nsfw) viewer.append(fwEl("div", "fw-nsfw", `⚠ ${entry.nsfw}`));
     if (entry.full && !full.has(entry.id)) viewer.append(fwEl("div", "fw-muted", "Loading the full image…"));
   }
@@ -188,6 +288,8 @@ function render({ model, el }) {
     model.off("change:entries", redraw);
     model.off("change:runs", drawList);
     model.off("change:max_height", drawList);
+    overlay.remove();
+    listen(false);
     for (const url of full.values()) URL.revokeObjectURL(url);
   };
 }

@@ -419,3 +419,11 @@ async def test_a_mask_file_of_the_image_size_shows_in_the_painter(
     assert shown.getpixel((10, 10)) == 255
     assert shown.getpixel((630, 10)) == 0
     assert panel.form.pickers["mask_url"].preview.layout.display == "none"  # the painter shows it
+
+
+async def test_a_job_row_shows_the_upload_in_megabytes(panel: FluxPanel, photo: Path) -> None:
+    panel.set(prompt="x", image_url=str(photo), num_inference_steps=2)
+    job = panel._start(panel.params)
+    job._upload_progress(str(photo), 40_000_000, 120_000_000)  # as the client reports it
+    assert job.row.text == f"Uploading {photo.name}: 40/120 MB"
+    await panel.wait()

@@ -119,3 +119,12 @@ def test_env_key_and_banner() -> None:
     custom = banner_html("client", "http://127.0.0.1:9", "fal-ai/flux-lora", emulator=True)
     assert "emulator" in custom
     assert "placeholders" in custom
+
+
+def test_upload_progress_reads_in_megabytes() -> None:
+    from fluxwidget.ui.status import upload_text
+
+    assert upload_text("/data/loras/style.safetensors", 40_000_000, 120_000_000) == (
+        "Uploading style.safetensors: 40/120 MB"
+    )
+    assert upload_text("photo.png", 12_000, 300_000) == "Uploading photo.png: 12/300 kB"

@@ -249,6 +249,7 @@ class Job:
             on_change=self._changed,
             on_image=self._image_saved,
             on_result=self._result_in_hand,
+            on_upload=self._upload_progress,
         )
         self.job = self.pipeline.plan(self.params)
         job = await self.pipeline.run(self.job)
@@ -287,6 +288,11 @@ class Job:
         if job.request_id is not None and self._cancel_on_submit and not self.finished:
             self._cancel_on_submit = False  # a Cancel clicked before the submit came back
             self._spawn_cancel()
+
+    def _upload_progress(self, path: str, sent: int, total: int) -> None:
+        """A local file on its way to fal's storage: "Uploading style.safetensors: 40/120 MB"."""
+        if not self.finished and total > 0:
+            self.row.show(status.upload_text(path, sent, total), "submitting", sent / total)
 
     def _result_in_hand(self, _job: JobRecord, output: FluxLoraOutput | None) -> None:
         self._output = output

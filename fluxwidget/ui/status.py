@@ -14,6 +14,7 @@ __all__ = [
     "problem_text",
     "queued_text",
     "running_text",
+    "upload_text",
 ]
 
 SUBMITTING = "Submitting…"
@@ -70,3 +71,11 @@ def cancel_text(outcome: str) -> str:
         "ALREADY_COMPLETED": "Already finished — nothing to cancel",
     }
     return answers.get(outcome, f"Cancel answered {outcome}")
+
+
+def upload_text(path: str, sent: int, total: int) -> str:
+    """``Uploading style.safetensors: 40/120 MB`` (kB under a megabyte)."""
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    if total >= 1_000_000:
+        return f"Uploading {name}: {sent / 1e6:.0f}/{total / 1e6:.0f} MB"
+    return f"Uploading {name}: {sent / 1e3:.0f}/{total / 1e3:.0f} kB"

@@ -78,6 +78,7 @@ def select_tab(panel: Locator, title: str, shows: str) -> None:
     )
 
 
+@pytest.mark.reload_stress
 def test_tabs_switch_after_every_reload_with_the_kernel_running(
     page: Page,
     notebook_root: Path,

@@ -114,6 +114,34 @@ def test_a_lock_left_by_a_killed_process_never_blocks(tmp_path: Path) -> None:
     run.release()
 
 
+def test_a_claim_refused_before_the_holder_says_who_it_is_still_names_it(tmp_path: Path) -> None:
+    """The holder writes its owner record just after it takes the lock; a claim refused in
+    that gap waits for the record rather than saying "another process" (or naming the last,
+    dead holder)."""
+    import threading
+
+    from filelock import FileLock
+
+    from fluxwidget.store.lock import LOCK_FILE, OWNER_FILE, RunLock
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / OWNER_FILE).write_text(json.dumps({"pid": 999_999_999, "host": os.uname().nodename}))
+    raw = FileLock(folder / LOCK_FILE, thread_local=False)
+    raw.acquire()
+    me = {"pid": os.getpid(), "host": os.uname().nodename, "since": time.time()}
+    late = threading.Timer(0.3, lambda: (folder / OWNER_FILE).write_text(json.dumps(me)))
+    late.start()
+    try:
+        with pytest.raises(RunFolderBusy) as busy:
+            RunLock(folder).claim()
+    finally:
+        late.join()
+        raw.release()
+    assert busy.value.owner["pid"] == os.getpid()
+    assert f"process {os.getpid()}" in str(busy.value)
+
+
 def test_two_runs_in_one_process_are_one_writer_at_a_time(tmp_path: Path) -> None:
     first = Run.create(path=tmp_path / "r", claim=True)
     with pytest.raises(RunFolderBusy):

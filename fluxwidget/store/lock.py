@@ -39,6 +39,26 @@ def _describe(owner: dict[str, Any]) -> str:
     return text
 
 
+OWNER_WAIT_SECONDS = 2.0
+"""How long a refused claim waits for the holder to say who it is."""
+
+
+def _is_alive(owner: dict[str, Any]) -> bool:
+    """Whether `owner` names a process that runs now (on another host: assume it does)."""
+    pid = owner.get("pid")
+    if not isinstance(pid, int):
+        return False
+    if owner.get("host") != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. PermissionError: it exists, owned by someone else
+        return True
+    return True
+
+
 _HELD: weakref.WeakValueDictionary[str, RunLock] = weakref.WeakValueDictionary()
 """The locks this process holds, by resolved folder (so a second writer in this process can
 reuse the holder's lock instead of being refused: `RunLock.held_here`)."""
@@ -77,6 +97,17 @@ class RunLock:
             return {}
         return data if isinstance(data, dict) else {}
 
+    def _current_owner(self, within: float = OWNER_WAIT_SECONDS) -> dict[str, Any]:
+        """The holder's owner record, waiting briefly for it: the holder writes it just
+        after taking the lock, so a claim refused in between would otherwise read nothing
+        (or the record of the holder before it)."""
+        deadline = time.monotonic() + within
+        while True:
+            owner = self.owner()
+            if _is_alive(owner) or time.monotonic() >= deadline:
+                return owner
+            time.sleep(0.02)
+
     def claim(self) -> None:
         """Take the lock, or raise `RunFolderBusy` at once saying who has it."""
         if self.held:
@@ -85,7 +116,7 @@ class RunLock:
         try:
             self._lock.acquire()
         except Timeout:
-            owner = self.owner()
+            owner = self._current_owner()
             raise RunFolderBusy(
                 f"{self.folder} is being written by {_describe(owner)}: one writer at a time, "
                 "so nothing is submitted twice. Wait for it to finish (or stop it), then run "

@@ -277,6 +277,7 @@ def artifacts_dir() -> Path:
     return ARTIFACTS_DIR
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Every browser test on one pytest-xdist worker: one Chromium and one Jupyter server at a
     time on a 2-core machine, while the other worker runs the rest of the suite."""

@@ -10,12 +10,19 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, Literal, get_args
+from typing import Annotated, Any, ClassVar, Literal, get_args
 
 import annotated_types
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 
 from .errors import FieldProblem as FieldProblem
 from .errors import InputError as InputError
@@ -80,6 +87,18 @@ def lora_path_kind(path: str) -> LoraPathKind:
     return "other"
 
 
+def _accepted_when(problem_of: Callable[[str], str | None]) -> AfterValidator:
+    """A string validator: `problem_of` says what is wrong (or None); kept values are stripped."""
+
+    def accepted(value: str) -> str:
+        problem = problem_of(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value.strip()
+
+    return AfterValidator(accepted)
+
+
 def lora_path_problem(path: str) -> str | None:
     """None when `path` is one of LORA_PATH_FORMS, else why not (in words)."""
     text = path.strip()
@@ -95,12 +114,16 @@ def lora_path_problem(path: str) -> str | None:
     return f"must be {LORA_PATH_FORMS}"
 
 
+LoraPath = Annotated[str, _accepted_when(lora_path_problem)]
+"""A LoRA weights path fal can download (or a local file to upload first)."""
+
+
 class LoraWeight(BaseModel):
     """One LoRA to apply: where its weights are, and how strongly."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: str = Field(
+    path: LoraPath = Field(
         min_length=1,
         title="LoRA path",
         description="URL, Hugging Face repository (owner/name[/file]) or local file of the "
@@ -116,14 +139,6 @@ class LoraWeight(BaseModel):
         title="Force",
         description="fal's optional `force` flag of a LoRA (sent only when set).",
     )
-
-    @field_validator("path")
-    @classmethod
-    def _path_accepted(cls, value: str) -> str:
-        problem = lora_path_problem(value)
-        if problem is not None:
-            raise ValueError(problem)
-        return value.strip()
 
     @field_validator("scale")
     @classmethod
@@ -252,6 +267,10 @@ def image_url_problem(value: str) -> str | None:
     return f"must be {IMAGE_URL_FORMS}"
 
 
+ImageReference = Annotated[str, _accepted_when(image_url_problem)]
+"""An image fal can download: a URL, a data URI, or a local file (uploaded first)."""
+
+
 class ImageToImageInput(FluxLoraInput):
     """`fal-ai/flux-lora/image-to-image`: the flux-lora inputs plus an input image and how much
     of it to change. Without an `image_size` the output has the input image's size."""
@@ -263,7 +282,7 @@ class ImageToImageInput(FluxLoraInput):
         title="Image size",
         description="A preset or a custom size; empty means the input image's size.",
     )
-    image_url: str = Field(
+    image_url: ImageReference = Field(
         title="Image",
         description="The image to start from: a URL, or a local file (uploaded to fal first).",
     )
@@ -274,14 +293,6 @@ class ImageToImageInput(FluxLoraInput):
         title="Strength",
         description="How much of the input image is changed: low keeps it, 1 redraws it.",
     )
-
-    @field_validator("image_url")
-    @classmethod
-    def _image_accepted(cls, value: str) -> str:
-        problem = image_url_problem(value)
-        if problem is not None:
-            raise ValueError(problem)
-        return value.strip()
 
     @property
     def pixel_size(self) -> tuple[int, int]:
@@ -298,19 +309,11 @@ class InpaintingInput(ImageToImageInput):
 
     endpoint_id: ClassVar[str] = INPAINTING_ID
 
-    mask_url: str = Field(
+    mask_url: ImageReference = Field(
         title="Mask",
         description="White where the image is repainted, black where it is kept; the image's "
         "size. A URL, or a local file (uploaded to fal first).",
     )
-
-    @field_validator("mask_url")
-    @classmethod
-    def _mask_accepted(cls, value: str) -> str:
-        problem = image_url_problem(value)
-        if problem is not None:
-            raise ValueError(problem)
-        return value.strip()
 
 
 INPUT_MODELS: dict[str, type[FluxLoraInput]] = {

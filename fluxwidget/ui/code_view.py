@@ -8,6 +8,7 @@ from ..schema import FluxLoraInput, InputError
 from ._widgets import close_tree, error_html, esc
 from .codegen import Target, snippets
 from .status import problem_text
+from .tabs import Tabs
 
 __all__ = ["CodeView"]
 
@@ -22,7 +23,7 @@ class CodeView:
             description="Show code", icon="code", tooltip="The equivalent Python and cURL"
         )
         self.pages = [widgets.HTML() for _ in _TITLES]
-        self.tabs = widgets.Tab(children=self.pages, titles=_TITLES)
+        self.tabs = Tabs(self.pages, _TITLES)
         self.box = widgets.VBox([self.tabs], layout=widgets.Layout(display="none"))
         self.code: dict[str, str] = {}
         self.toggle.observe(self._toggled, "value")

@@ -24,7 +24,7 @@ from ..schema import (
 )
 from ..store.runs import Run, default_runs_root
 from ..sweeps.cost import DEFAULT_PRICE, estimate_cost
-from ._widgets import close_tree, error_html, esc, is_shared, lighten, muted, shared_layout
+from ._widgets import close_tree, error_html, esc, lighten, muted, shared_layout
 from .code_view import CodeView
 from .codegen import Target
 from .controls import IMAGE_FIELDS, INPUT_MODES, ParameterForm, mode_of
@@ -41,6 +41,7 @@ from .records import RunRecord
 from .status import error_text
 from .sweep_form import SweepForm
 from .sweep_view import register_opener
+from .tabs import Tabs
 from .tasks import TaskSet
 
 __all__ = ["FluxPanel"]
@@ -149,16 +150,9 @@ class FluxPanel:
                 self.history.box,
             ]
         )
-        self.tabs = widgets.Tab(
-            children=[self.generate_page, self.sweep_tab, history_page], titles=TAB_TITLES
-        )
+        self.tabs = Tabs([self.generate_page, self.sweep_tab, history_page], TAB_TITLES)
         self.widget = widgets.VBox([self.banner, self.keys.box, self.tabs])
         lighten(self.widget)
-        # the tab widget and each page its own Layout (lighten shares equal ones): a Tab whose
-        # layout model is also another view's stopped switching after reloads
-        for part in (self.tabs, *self.tabs.children):
-            if is_shared(part.layout):
-                part.layout = widgets.Layout()
         # without a kernel: one "not live" notice, no disconnected icons (live_notice.py)
         self.notice = mark_snapshot_root(self.widget, live_only=[self.banner, self.keys.box])
 

@@ -295,7 +295,7 @@ def test_big_seed_survives_restore_and_compare_view(
         page.locator(".fw-overlay").wait_for(state="detached", timeout=5_000)
 
         # History tab: one line per run, newest first, the 19-digit seed exact
-        panel.locator(".lm-TabBar-tab", has_text="History").first.click()
+        panel.locator(".fw-tab", has_text="History").first.click()
         rows = panel.locator(".fw-history-row")
         rows.nth(1).wait_for()
         assert "seed 11" in rows.nth(0).inner_text()

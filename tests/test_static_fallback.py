@@ -8,6 +8,7 @@ html`` (no kernel), the page shows the thumbnails and the escaped prompt.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import pytest
 from fluxwidget import images
 from fluxwidget.ui.fallback import (
     FALLBACK_MAX_BYTES,
+    UPDATE_DELAY,
     FallbackItem,
     LiveOutput,
     fallback_html,
@@ -124,7 +126,7 @@ def test_live_output_updates_once_at_the_end_of_a_cell() -> None:
 
     live = LiveOutput(lambda: None, lambda: "<p>x</p>", lambda: "x")
     live.changed()  # not displayed: nothing to update
-    assert live._shell is None
+    assert not live._cell_end.watching
     live.displayed = True
     shell = type("Shell", (), {"events": Events()})()
     import IPython
@@ -140,6 +142,36 @@ def test_live_output_updates_once_at_the_end_of_a_cell() -> None:
         assert live._dirty is False
     finally:
         IPython.get_ipython = original  # type: ignore[assignment]
+
+
+async def test_live_output_updates_a_moment_after_changes_between_cells(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Generate click's results arrive with no cell running: one update shortly after."""
+    import IPython.display
+
+    sent: list[dict[str, object]] = []
+    monkeypatch.setattr(
+        IPython.display,
+        "update_display",
+        lambda bundle, **kwargs: sent.append({"bundle": bundle, **kwargs}),
+    )
+    html = ["<p>one image</p>"]
+    live = LiveOutput(lambda: object(), lambda: html[0], lambda: "x")
+    live.displayed = True
+    for count in ("two", "three", "four"):  # a burst of results
+        html[0] = f"<p>{count} images</p>"
+        live.changed()
+    assert sent == []  # not at once
+    await asyncio.sleep(UPDATE_DELAY * 3)
+    assert len(sent) == 1
+    assert sent[0]["bundle"]["text/html"] == "<p>four images</p>"  # type: ignore[index]
+    assert sent[0]["display_id"] == live.display_id
+    assert live.updates == 1
+    live.changed()
+    live.cancel()  # closing: the pending update is dropped
+    await asyncio.sleep(UPDATE_DELAY * 3)
+    assert len(sent) == 1
 
 
 def _notebook(path: Path) -> Path:

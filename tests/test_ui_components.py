@@ -270,9 +270,9 @@ def test_a_gallery_nobody_displays_sends_its_state_at_the_end_of_each_cell(
     assert buffers == [image.thumbnail for image in images]
     assert len(state_updates(gallery)) == 2
     gallery.add_run("r4", "4", images[:1])  # outside a cell: waits for the next cell's end
-    assert gallery._cell_ended in shell.events.callbacks["post_execute"]
+    assert gallery._cell_end._ended in shell.events.callbacks["post_execute"]
     gallery.close()  # a closed gallery is no longer called (nor kept alive) by the shell
-    assert gallery._cell_ended not in shell.events.callbacks["post_execute"]
+    assert gallery._cell_end._ended not in shell.events.callbacks["post_execute"]
 
 
 def test_after_hello_the_gallery_sends_each_thumbnail_once(

@@ -18,13 +18,14 @@ twice (its hello lists the thumbnails it holds).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
 import anywidget
 import traitlets
+
+from ._cells import CellEnd
 
 __all__ = ["ThumbnailWidget", "static_text"]
 
@@ -63,7 +64,7 @@ class ThumbnailWidget(anywidget.AnyWidget):
         self.front_end_seen = False
         """True once a browser model said hello (it holds the state the messages built)."""
         self._unsent = False
-        self._shell: Any = None
+        self._cell_end = CellEnd(self._cell_ended)
 
     # --- adding and changing entries --------------------------------------------------------
 
@@ -163,33 +164,11 @@ class ThumbnailWidget(anywidget.AnyWidget):
         if now:
             self._send_snapshot()
         else:
-            self._watch_cell_end()
-
-    def _watch_cell_end(self) -> None:
-        """Be called at the end of the running cell (in IPython; nothing to do elsewhere)."""
-        if self._shell is not None:
-            return
-        try:
-            from IPython import get_ipython
-        except ImportError:  # pragma: no cover - ipywidgets depends on IPython
-            return
-        shell = get_ipython()
-        events = getattr(shell, "events", None)
-        if events is None:
-            return
-        events.register("post_execute", self._cell_ended)
-        self._shell = shell
-
-    def _unwatch_cell_end(self) -> None:
-        shell, self._shell = self._shell, None
-        if shell is not None:
-            with contextlib.suppress(ValueError):
-                shell.events.unregister("post_execute", self._cell_ended)
+            self._cell_end.watch()
 
     def _cell_ended(self) -> None:
         """A cell ended: send the state it changed unless a browser has it already."""
         self._send_snapshot()
-        self._unwatch_cell_end()
 
     def _send_snapshot(self) -> None:
         """Send the full state now if it changed since the last time and no browser said hello
@@ -206,8 +185,8 @@ class ThumbnailWidget(anywidget.AnyWidget):
         if getattr(self, "_pending", None) is not None:
             self._pending.cancel()  # type: ignore[union-attr]
             self._pending = None
-        if getattr(self, "_shell", None) is not None:
-            self._unwatch_cell_end()
+        if getattr(self, "_cell_end", None) is not None:
+            self._cell_end.cancel()
         super().close()
 
     # --- messages from the browser -----------------------------------------------------------
@@ -224,7 +203,7 @@ class ThumbnailWidget(anywidget.AnyWidget):
         """
         self.front_end_seen = True
         self._unsent = False
-        self._unwatch_cell_end()
+        self._cell_end.cancel()
         have = {int(i) for i in content.get("have", []) if isinstance(i, int)}
         missing = [i for i in range(len(self._thumbs)) if i not in have]
         message = {

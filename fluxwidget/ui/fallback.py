@@ -8,20 +8,21 @@ small snapshot there next to the widget view: the newest thumbnails as inline
 size (newest first, then "… and N more").
 
 `LiveOutput` keeps that fallback current: it displays the widget with a ``display_id`` and,
-after a change, at the end of the running cell (IPython's ``post_execute``, once however many
-changes the cell made), sends ``update_display`` with the same widget view and the new
-fallback. nbclient (``jupyter nbconvert --execute``, Run All headless) applies an update from
-any later cell to any output, so the saved notebook holds the latest state. JupyterLab and
-Notebook 7 apply an update only to outputs of the cell whose execution sent it (they route
-display updates per cell): ``await sweep(...)`` in one cell, or a panel displayed and used in
-the same cell. A panel's Generate clicks in JupyterLab leave the fallback of the end of the
-cell that displayed it (the widget state, when saved, has every result).
+after a change, sends ``update_display`` with the same widget view and the new fallback: at the
+end of the running cell (IPython's ``post_execute``, once however many changes the cell made,
+so headless execution records it before the cell's reply), and also a moment after the change
+(`UPDATE_DELAY` seconds, on the kernel's loop, once for a burst of changes), for changes
+between cells: the results of a Generate click. nbclient (``jupyter nbconvert --execute``)
+applies an update to an output of any cell; JupyterLab and Notebook 7 route an update by its
+display id to the outputs shown with it, whatever message caused it. After a page reload the
+browser rebuilds outputs from the saved notebook and drops that routing: later updates reach
+it again only once the cell is run anew (the widget state, when saved, has every result).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import contextlib
 import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -29,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .. import images
+from ._cells import CellEnd
 from ._widgets import esc
 
 __all__ = [
@@ -47,6 +49,8 @@ FALLBACK_THUMB_SIDE = 72
 FALLBACK_QUALITY = 40
 IMG_STYLE = "max-width:72px;max-height:72px;display:block"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+UPDATE_DELAY = 0.25
+"""Seconds from a change to its update when the kernel's loop is free (a burst sends once)."""
 NOT_LIVE = "Not live — run the cell to use it. (A snapshot as of the last cell that updated it.)"
 
 _SMALL: dict[bytes, str] = {}
@@ -170,7 +174,8 @@ class LiveOutput:
         self.updates = 0
         """How many display updates were sent (tests and benchmarks)."""
         self._dirty = False
-        self._shell: Any = None
+        self._cell_end = CellEnd(self._send_if_changed)
+        self._timer: asyncio.TimerHandle | None = None
 
     def bundle(self) -> dict[str, Any]:
         """The widget's mime bundle with the fallback ``text/html`` and ``text/plain``."""
@@ -188,12 +193,10 @@ class LiveOutput:
         display(self.bundle(), raw=True, display_id=self.display_id)  # type: ignore[no-untyped-call]
 
     def changed(self, *, now: bool = False) -> None:
-        """The state changed: update the shown outputs at the end of the running cell (or `now`).
+        """The state changed: update the shown outputs soon (or `now`).
 
-        The update is sent from IPython's ``post_execute``, so it carries the cell's message as
-        its parent: nbclient applies it (to an output of any cell), and so does JupyterLab when
-        that cell is the one showing the output. Changes outside a cell (a button's handler)
-        are sent at the end of the next cell that runs.
+        Soon is the end of the running cell, or `UPDATE_DELAY` seconds later on the kernel's
+        loop, whichever comes first: one update for many changes either way.
         """
         if not self.displayed:
             return
@@ -201,29 +204,21 @@ class LiveOutput:
         if now:
             self.update()
             return
-        if self._shell is not None:
-            return
-        try:
-            from IPython import get_ipython
-        except ImportError:  # pragma: no cover - ipywidgets depends on IPython
-            return
-        shell = get_ipython()
-        events = getattr(shell, "events", None)
-        if events is None:
-            return
-        events.register("post_execute", self._cell_ended)
-        self._shell = shell
+        self._cell_end.watch()
+        if self._timer is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop runs (a plain script): the cell end or nothing
+                return
+            self._timer = loop.call_later(UPDATE_DELAY, self._send_if_changed)
 
-    def _cell_ended(self) -> None:
-        self._unwatch()
+    def _send_if_changed(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._cell_end.cancel()
         if self._dirty:
             self.update()
-
-    def _unwatch(self) -> None:
-        shell, self._shell = self._shell, None
-        if shell is not None:
-            with contextlib.suppress(ValueError):
-                shell.events.unregister("post_execute", self._cell_ended)
 
     def update(self) -> None:
         """Send the current bundle to every output showing it."""
@@ -238,7 +233,10 @@ class LiveOutput:
     def cancel(self) -> None:
         """Stop a pending update (the widget is closing)."""
         self._dirty = False
-        self._unwatch()
+        self._cell_end.cancel()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 def grid_fallback_html(

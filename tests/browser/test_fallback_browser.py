@@ -1,0 +1,88 @@
+"""The static fallback of a panel follows clicks: what a shared notebook shows without widgets.
+
+A panel is displayed by one cell; its Generate button is clicked later, when no cell runs. The
+notebook saved after that holds, beside the widget view, a ``text/html`` fallback with the
+clicked run's thumbnails (what GitHub, nbviewer and an HTML export show), in JupyterLab and in
+Notebook 7.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from .test_panel_browser import (
+    NUM_IMAGES,
+    SEED,
+    generate,
+    open_panel,
+    run_command,
+    set_number,
+    set_seed,
+)
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+    from .conftest import Flavour, JupyterServerFactory
+
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+DATA_IMAGE = re.compile(r"<img[^>]+src=\"data:image/jpeg;base64,")
+
+
+def saved_panel_fallback(path: Path) -> str:
+    """The ``text/html`` beside the panel's widget view in the saved notebook."""
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if WIDGET_VIEW in data and "FluxPanel" in str(data.get("text/plain", "")):
+                html = data.get("text/html", "")
+                return "".join(html) if isinstance(html, list) else str(html)
+    raise AssertionError("no panel output in the saved notebook")
+
+
+@pytest.mark.parametrize("flavour", ["lab", "notebook"])
+def test_results_of_later_clicks_reach_the_saved_fallback(
+    page: Page,
+    notebook_root: Path,
+    jupyter_factory: JupyterServerFactory,
+    artifacts_dir: Path,
+    flavour: Flavour,
+) -> None:
+    server = jupyter_factory(flavour, notebook_root)
+    try:
+        panel = open_panel(page, server, flavour)
+        notebook = notebook_root / "quickstart.ipynb"
+        set_number(panel, "Images", NUM_IMAGES)
+        set_seed(panel, SEED)
+        generate(panel, NUM_IMAGES)  # a click: no cell runs when its results arrive
+
+        def saved() -> str:
+            run_command(page, "docmanager:save")
+            page.wait_for_function(
+                "() => !window.jupyterapp.shell.currentWidget.context.model.dirty",
+                timeout=10_000,
+            )
+            return saved_panel_fallback(notebook)
+
+        # the update is sent a moment after the results (one for the burst): poll the saves
+        html = saved()
+        for _attempt in range(20):
+            if len(DATA_IMAGE.findall(html)) >= NUM_IMAGES:
+                break
+            page.wait_for_timeout(250)
+            html = saved()
+        assert len(DATA_IMAGE.findall(html)) == NUM_IMAGES, html[:2000]
+        assert "no results when this snapshot was taken" not in html
+        assert f"seed {SEED}" in html
+        page.screenshot(path=str(artifacts_dir / f"{flavour}-fallback-after-click.png"))
+    except Exception:
+        print(server.log_tail())
+        raise

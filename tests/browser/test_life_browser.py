@@ -170,6 +170,12 @@ def test_reopened_without_kernel_shows_one_notice_and_no_disconnected_icons(
             expect(panel.locator("button.jupyter-button:has-text('Generate')")).to_be_visible()
             panel.scroll_into_view_if_needed()
             reopened.screenshot(path=str(artifacts_dir / "lab-reopened-not-live.png"))
+            # the snapshot's tabs still switch (in the page alone: no kernel to tell)
+            panel.locator(TAB, has_text="History").first.click()
+            expect(panel.locator("button.jupyter-button:has-text('Open folder')")).to_be_visible()
+            expect(panel.locator("button.jupyter-button:has-text('Generate')")).to_be_hidden()
+            panel.locator(TAB, has_text="Generate").first.click()
+            expect(panel.locator("button.jupyter-button:has-text('Generate')")).to_be_visible()
         finally:
             context.close()
     except Exception:

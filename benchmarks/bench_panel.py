@@ -69,15 +69,21 @@ async def weigh(images: int) -> None:
 
 
 async def weigh_history(earlier: int) -> None:
-    """A new panel over a runs folder with `earlier` finished runs: what its history adds."""
+    """A new panel over a runs folder with `earlier` finished runs (each an earlier panel
+    session with two jobs, so its own run folder): what its history adds."""
+    from fluxwidget.pipeline import JobPipeline
+    from fluxwidget.schema import FluxLoraInput
+    from fluxwidget.store.runs import Run
+
     root = tempfile.mkdtemp(prefix="bench-history-")
     with Emulator(workers=4, seconds_per_step=0.0005) as emu:
         async with FluxClient(api_key=emu.api_key, base_url=emu.url, journal=False) as client:
-            first = FluxPanel(client, runs_root=root)
-            first.set(prompt="an earlier run", num_inference_steps=4, num_images=1)
-            for _ in range(earlier):
-                await first.generate()
-            first.close()
+            for n in range(earlier):
+                pipeline = JobPipeline(client, Run.create(root, kind="panel"))
+                for k in range(2):
+                    params = FluxLoraInput(prompt=f"an earlier run {n}.{k}", num_inference_steps=4)
+                    await pipeline.run(params)
+                await pipeline.run_folder.flush()
             before = set(_instances)
             bare = FluxPanel(client, runs_root=tempfile.mkdtemp(prefix="bench-empty-"))
             await bare.wait()

@@ -433,7 +433,8 @@ async def test_history_survives_a_restart_read_from_the_runs_folder(
     client: FluxClient, tmp_path: Path
 ) -> None:
     """Jobs run by the pipeline into a runs folder (an earlier session) show in a new panel's
-    history, newest first, with a small thumbnail, and Restore puts back the exact seed."""
+    history as one row for that run (its jobs newest first when expanded, a small thumbnail
+    made when asked for), and Restore of a job puts back its exact seed."""
     from fluxwidget.pipeline import JobPipeline
     from fluxwidget.store.runs import Run
 
@@ -446,14 +447,23 @@ async def test_history_survives_a_restart_read_from_the_runs_folder(
 
     panel = FluxPanel(client, runs_root=root)
     await panel.wait()
-    past = panel.history.past
-    assert [job.params.prompt for job in past] == ["newer", "older"]
-    assert past[1].params.seed == big
-    assert all(job.thumbnail and max(open_image(job.thumbnail).size) <= 64 for job in past)
-    entries = {e["id"]: e for e in panel.history.list.entries}
-    assert float(entries[past[0].entry_id]["when"]) > float(entries[past[1].entry_id]["when"])
+    (run,) = panel.history.past
+    jobs = run.jobs
+    assert [job.params.prompt for job in jobs if job.params] == ["newer", "older"]
+    assert jobs[1].params is not None
+    assert jobs[1].params.seed == big
+    assert "2 jobs · 3 images" in run.text
+    thumbnail = run.thumbnail()
+    assert thumbnail
+    assert max(open_image(thumbnail).size) <= 64
+    (entry,) = panel.history.list.entries
+    assert entry["id"] == run.entry_id
+    assert entry["group"] == "2"
+    assert [item.entry_id for item in panel.history.list.items(run.entry_id)] == [
+        job.entry_id for job in jobs
+    ]  # what expanding the row shows
     panel.history.list._received(
-        panel.history.list, {"kind": "restore", "id": past[1].entry_id}, []
+        panel.history.list, {"kind": "restore", "id": jobs[1].entry_id}, []
     )
     assert panel.params.prompt == "older"
     assert panel.form.seed.value == str(big)

@@ -30,7 +30,7 @@ from .codegen import Target
 from .controls import IMAGE_FIELDS, INPUT_MODES, ParameterForm, mode_of
 from .fallback import FallbackItem, LiveOutput, fallback_html
 from .gallery import GalleryImage, ImageGallery, caption
-from .history import PAST_JOBS, HistoryView, past_jobs, restore_values
+from .history import PAST_RUNS, HistoryView, past_runs, restore_values
 from .history import summary as summary_line
 from .image_input import ImagePicker, is_local_path, save_input
 from .jobs import Job
@@ -545,16 +545,17 @@ class FluxPanel:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            self.history.add_past(past_jobs(self.runs_root, PAST_JOBS))
+            self.history.add_past(past_runs(self.runs_root, PAST_RUNS))
             return
         self._tasks.spawn(self.load_history())
 
-    async def load_history(self, limit: int = PAST_JOBS) -> int:
-        """Show finished jobs of earlier sessions (read from the runs folder) in the History tab;
-        returns how many. Runs when the panel is made; files are read in a thread."""
-        jobs = await asyncio.to_thread(past_jobs, self.runs_root, limit)
-        self.history.add_past(jobs)
-        return len(jobs)
+    async def load_history(self, limit: int = PAST_RUNS) -> int:
+        """Show earlier sessions' runs (the run folders under the runs folder, a sweep being
+        one) in the History tab, one row each; returns how many. Runs when the panel is made;
+        manifests are read in a thread, thumbnails when the browser asks for them."""
+        runs = await asyncio.to_thread(past_runs, self.runs_root, limit)
+        self.history.add_past(runs)
+        return len(runs)
 
     def _open_folder(self) -> None:
         """Say where the images are saved (the runs folder), as a path and a file:// link."""

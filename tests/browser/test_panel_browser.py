@@ -192,7 +192,11 @@ def open_and_generate(
     images = generate(panel, NUM_IMAGES)
     # results beside the form: the first image is visible without scrolling at 1280×900
     assert in_viewport(images.first), images.first.bounding_box()
-    form_box = field_row(panel, "Prompt").bounding_box()
+    from playwright.sync_api import expect
+
+    prompt_row = field_row(panel, "Prompt")
+    expect(prompt_row).to_be_visible()  # (once, under load, its box was None for a moment)
+    form_box = prompt_row.bounding_box()
     image_box = images.first.bounding_box()
     assert form_box is not None
     assert image_box is not None

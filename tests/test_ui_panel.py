@@ -462,9 +462,11 @@ async def test_history_survives_a_restart_read_from_the_runs_folder(
     assert [item.entry_id for item in panel.history.list.items(run.entry_id)] == [
         job.entry_id for job in jobs
     ]  # what expanding the row shows
+    panel.tabs.selected_index = 2  # Restore is clicked in the History tab
     panel.history.list._received(
         panel.history.list, {"kind": "restore", "id": jobs[1].entry_id}, []
     )
+    assert panel.tabs.selected_index == 0  # the form it filled is shown
     assert panel.params.prompt == "older"
     assert panel.form.seed.value == str(big)
     panel.open_folder_button.click()

@@ -323,12 +323,13 @@ class FluxPanel:
         self.tabs.selected_index = 0
 
     def restore(self, run: RunRecord) -> None:
-        """Put a run's parameters (with the seed it used) back into the controls."""
-        values = restore_values(run)
-        self.form.apply(_fields(values), mode=mode_of(type(values)))
+        """Put a run's parameters (with the seed it used) back into the controls and show the
+        Generate tab (Restore in the History tab or the gallery)."""
+        self._restore_params(restore_values(run))
 
     def _restore_params(self, params: FluxLoraInput) -> None:
         self.form.apply(_fields(params), mode=mode_of(type(params)))
+        self.tabs.selected_index = 0
 
     def _tab_selected(self, change: dict[str, Any]) -> None:
         if change["new"] != 1:

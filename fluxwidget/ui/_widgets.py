@@ -11,6 +11,7 @@ from typing import Any
 import ipywidgets as widgets
 
 __all__ = [
+    "alive",
     "built_quietly",
     "close_tree",
     "error_html",
@@ -97,8 +98,9 @@ def built_quietly() -> Iterator[None]:
                 widgets.Widget.model_id = _real_model_id
 
 
-def _alive(part: Any) -> bool:
-    return part.comm is not None or _is_pending(part)
+def alive(widget: Any) -> bool:
+    """True until the widget is closed (its comm open, or waiting to open in `built_quietly`)."""
+    return widget.comm is not None or _is_pending(widget)
 
 
 def _canonical(part: Any) -> Any:
@@ -106,7 +108,7 @@ def _canonical(part: Any) -> Any:
     state = {k: v for k, v in part.get_state().items() if not k.startswith("_")}
     key = (type(part).__name__, json.dumps(state, sort_keys=True, default=str))
     found = _SHARED.get(key)
-    if found is not None and _alive(found):
+    if found is not None and alive(found):
         if found is not part:
             part.close()
         return found
@@ -125,7 +127,7 @@ def shared_layout(**css: Any) -> widgets.Layout:
     """
     key = json.dumps(css, sort_keys=True, default=str)
     found = _BY_CSS.get(key)
-    if found is not None and _alive(found) and is_shared(found):
+    if found is not None and alive(found) and is_shared(found):
         return found
     layout: widgets.Layout = _canonical(widgets.Layout(**css))
     _BY_CSS[key] = layout

@@ -110,9 +110,9 @@ class FluxPanel:
             )
             self.form_message = widgets.HTML()
             self.price_label = widgets.HTML(layout=widgets.Layout(margin="0 6px", display="none"))
-            """The estimated price of Generate with the form's values (hidden when it is invalid)."""
+            """The estimated price of Generate with the form's values (hidden when invalid)."""
             self.unit_price: UnitPrice = DEFAULT_PRICE
-            """The unit price estimates use: the server's once fetched, the documented one before."""
+            """The unit price estimates use: the server's once fetched, else the documented one."""
             self.code = CodeView()
             self.jobs_box = widgets.VBox(layout=shared_layout(width="100%"))
             self.gallery = ImageGallery()
@@ -409,8 +409,9 @@ class FluxPanel:
 
     def _start(self, params: FluxLoraInput) -> Job:
         self._count += 1
-        job = Job(self._count, self._client, params)
-        lighten(job.row.box)
+        with built_quietly():
+            job = Job(self._count, self._client, params)
+            lighten(job.row.box)
         self._input_tiles[job.number] = self._inputs_of(params)
         if any(is_local_path(str(getattr(params, name, "") or "")) for name in IMAGE_FIELDS):
             job.row.show(UPLOADING, "submitting")  # the pipeline uploads them before submitting

@@ -173,3 +173,38 @@ def test_component_source_is_saved_without_comments_or_indentation(tmp_path: Pat
     source = "const a = `one\n    two ${x + `\n  three`}\n  // four`;\n  // gone\n  b();\n"
     assert strip_js(source) == "const a = `one\n    two ${x + `\n  three`}\n  // four`;\nb();\n"
     assert strip_js("  x = s.replace(/`/g, '');\n") == "  x = s.replace(/`/g, '');\n"
+
+
+def test_hidden_parts_are_sent_when_first_shown(tmp_path: Path) -> None:
+    """The image modes' rows and the Show code tabs weigh nothing in a saved notebook until
+    they are first shown; then they are in the panel's tree with their state sent."""
+    panel = FluxPanel(runs_root=tmp_path)
+    try:
+        form, code = panel.form, panel.code
+        assert form.image_row not in form.widget.children
+        assert form.image_row.comm is None  # not sent yet
+        assert form.mask_painter.comm is None
+        assert code.tabs is None
+        assert code.pages == []
+        assert code.box.children == ()
+
+        panel.input_mode = "image-to-image"
+        assert form.widget.children[2:4] == (form.image_row, form.mask_row)
+        assert form.image_row.comm is not None
+        assert form.image_row.layout.display is None
+        assert form.pickers["image_url"].box.comm is not None
+        assert form.mask_painter.comm is not None  # sent with its (still hidden) row
+        panel.input_mode = "inpainting"
+        panel.input_mode = "text-to-image"
+        assert list(form.widget.children).count(form.image_row) == 1  # added once
+
+        panel.set(prompt="a tiger eye")
+        code.toggle.value = True
+        assert code.tabs is not None
+        assert code.box.children == (code.tabs,)
+        assert len(code.pages) == 3
+        assert all(page.comm is not None for page in code.pages)
+        assert "FAL_KEY" in code.pages[0].value
+    finally:
+        panel.close()
+    assert form.mask_painter.comm is None

@@ -16,6 +16,7 @@ __all__ = [
     "close_tree",
     "error_html",
     "esc",
+    "hold",
     "is_shared",
     "lighten",
     "muted",
@@ -38,6 +39,7 @@ _BY_CSS: dict[str, widgets.Layout] = {}
 # shared their equal layouts and styles: the replaced ones are never sent.
 
 _pending: dict[int, widgets.Widget] | None = None
+_held: dict[int, widgets.Widget] = {}  # built quietly, sent when first needed (`hold`)
 _depth = 0
 _real_open = widgets.Widget.open
 _real_close = widgets.Widget.close
@@ -52,19 +54,38 @@ def _open_later(self: widgets.Widget) -> None:
 
 
 def _open_when_needed(self: widgets.Widget) -> str:
-    if self.comm is None and _pending is not None and _pending.pop(id(self), None) is not None:
-        _real_open(self)
+    if self.comm is None:
+        waiting = _pending.pop(id(self), None) if _pending is not None else None
+        if waiting is not None or _held.pop(id(self), None) is not None:
+            _real_open(self)
+            _unpatch_when_idle()
     return str(_real_model_id.fget(self))
 
 
 def _close_quietly(self: widgets.Widget) -> None:
     if _pending is not None:
         _pending.pop(id(self), None)  # never opened: nothing to send, ever
+    _held.pop(id(self), None)
     _real_close(self)
+    _unpatch_when_idle()
 
 
 def _is_pending(widget: Any) -> bool:
-    return _pending is not None and id(widget) in _pending
+    return (_pending is not None and id(widget) in _pending) or id(widget) in _held
+
+
+def _patch() -> None:
+    widgets.Widget.open = _open_later
+    widgets.Widget.close = _close_quietly
+    widgets.Widget.model_id = property(_open_when_needed)
+
+
+def _unpatch_when_idle() -> None:
+    """ipywidgets' own methods back once nothing waits to be sent."""
+    if _pending is None and not _held and widgets.Widget.open is _open_later:
+        widgets.Widget.open = _real_open
+        widgets.Widget.close = _real_close
+        widgets.Widget.model_id = _real_model_id
 
 
 @contextmanager
@@ -79,9 +100,7 @@ def built_quietly() -> Iterator[None]:
     global _pending, _depth
     if _depth == 0:
         _pending = {}
-        widgets.Widget.open = _open_later
-        widgets.Widget.close = _close_quietly
-        widgets.Widget.model_id = property(_open_when_needed)
+        _patch()
     _depth += 1
     try:
         yield
@@ -93,9 +112,28 @@ def built_quietly() -> Iterator[None]:
                     _real_open(_pending.pop(next(iter(_pending))))
             finally:
                 _pending = None
-                widgets.Widget.open = _real_open
-                widgets.Widget.close = _real_close
-                widgets.Widget.model_id = _real_model_id
+                _unpatch_when_idle()
+
+
+def hold(*roots: Any) -> None:
+    """Inside `built_quietly`: the widgets of these trees are sent only when first needed (put
+    in a box that is sent, or their model id asked for), not when the block ends; a part shown
+    only on demand (the image inputs of the image modes, say) then weighs nothing until shown.
+    Keep the trees out of any sent box until then. Outside a block: nothing to do."""
+    if _pending is None:
+        return
+    seen: set[int] = set()
+    todo = list(roots)
+    while todo:
+        widget = todo.pop()
+        if not isinstance(widget, widgets.Widget) or id(widget) in seen:
+            continue
+        seen.add(id(widget))
+        if _pending.pop(id(widget), None) is not None:
+            _held[id(widget)] = widget
+        for name in widget.keys:
+            value = getattr(widget, name, None)
+            todo.extend(value if isinstance(value, (list, tuple)) else [value])
 
 
 def alive(widget: Any) -> bool:

@@ -119,3 +119,92 @@ def test_notice_css_hides_disconnected_icons_only_inside_roots() -> None:
     assert ".fw-snapshot-root .jupyter-widgets-disconnected::before" in css
     assert ".fw-snapshot-root.jupyter-widgets-disconnected::before" in css
     assert "\n.jupyter-widgets-disconnected::before" not in css
+
+
+def test_a_new_panel_sends_only_the_models_it_keeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nbclient saves every model whose comm was ever opened: a Layout made and then replaced
+    by a shared one would still weigh ~1.2 kB in the file. Built quietly, none is sent."""
+    import ipywidgets.widgets.widget as widget_module
+
+    opened: list[str] = []
+    create = widget_module.comm.create_comm
+
+    def counting(**kwargs: object) -> object:
+        made = create(**kwargs)
+        opened.append(made.comm_id)
+        return made
+
+    monkeypatch.setattr(widget_module.comm, "create_comm", counting)
+    panel = FluxPanel(runs_root=tmp_path)
+    try:
+        live = set(widget_module._instances)
+        closed = [comm_id for comm_id in opened if comm_id not in live]
+        assert opened
+        assert closed == [], f"{len(closed)} of {len(opened)} models were sent, then closed"
+    finally:
+        panel.close()
+
+
+def test_component_source_is_saved_without_comments_or_indentation(tmp_path: Path) -> None:
+    """Each instance's state holds its component's JS and CSS: stripped, still the same code."""
+    import re
+    import shutil
+    import subprocess
+
+    from fluxwidget.ui._thumbs import _STATIC, static_text, strip_js
+
+    node = shutil.which("node")
+    for path in sorted(_STATIC.iterdir()):
+        raw, saved = path.read_text(encoding="utf-8"), static_text(path.name)
+        assert len(saved) <= len(raw)
+        if path.suffix != ".js":
+            continue
+        assert saved != raw, f"{path.name}: the scan gave up"
+        code = "\n".join(line for line in raw.splitlines() if not line.strip().startswith("//"))
+        assert re.sub(r"\s", "", saved) == re.sub(r"\s", "", code)
+        if node is not None:
+            copy = tmp_path / f"{path.stem}.mjs"
+            copy.write_text(saved, encoding="utf-8")
+            check = subprocess.run([node, "--check", str(copy)], capture_output=True, text=True)
+            assert check.returncode == 0, f"{path.name} stripped: {check.stderr}"
+    # a template literal's own lines are kept as they are; a regular expression stops the scan
+    source = "const a = `one\n    two ${x + `\n  three`}\n  // four`;\n  // gone\n  b();\n"
+    assert strip_js(source) == "const a = `one\n    two ${x + `\n  three`}\n  // four`;\nb();\n"
+    assert strip_js("  x = s.replace(/`/g, '');\n") == "  x = s.replace(/`/g, '');\n"
+
+
+def test_hidden_parts_are_sent_when_first_shown(tmp_path: Path) -> None:
+    """The image modes' rows and the Show code tabs weigh nothing in a saved notebook until
+    they are first shown; then they are in the panel's tree with their state sent."""
+    panel = FluxPanel(runs_root=tmp_path)
+    try:
+        form, code = panel.form, panel.code
+        assert form.image_row not in form.widget.children
+        assert form.image_row.comm is None  # not sent yet
+        assert form.mask_painter.comm is None
+        assert code.tabs is None
+        assert code.pages == []
+        assert code.box.children == ()
+
+        panel.input_mode = "image-to-image"
+        assert form.widget.children[2:4] == (form.image_row, form.mask_row)
+        assert form.image_row.comm is not None
+        assert form.image_row.layout.display is None
+        assert form.pickers["image_url"].box.comm is not None
+        assert form.mask_painter.comm is not None  # sent with its (still hidden) row
+        panel.input_mode = "inpainting"
+        panel.input_mode = "text-to-image"
+        assert list(form.widget.children).count(form.image_row) == 1  # added once
+
+        panel.set(prompt="a tiger eye")
+        code.toggle.value = True
+        assert code.tabs is not None
+        assert code.box.children == (code.tabs,)
+        assert len(code.pages) == 3
+        assert all(page.comm is not None for page in code.pages)
+        assert "FAL_KEY" in code.pages[0].value
+    finally:
+        panel.close()
+    assert form.mask_painter.comm is None

@@ -18,6 +18,7 @@ twice (its hello lists the thumbnails it holds).
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -36,8 +37,110 @@ _STATIC = Path(__file__).with_name("static")
 
 
 def static_text(name: str) -> str:
-    """The text of a file in ``fluxwidget/ui/static`` (the components' JavaScript and CSS)."""
-    return (_STATIC / name).read_text(encoding="utf-8")
+    """The text of a file in ``fluxwidget/ui/static`` (the components' JavaScript and CSS),
+    without its comments and indentation: it is saved in every instance's widget state."""
+    text = (_STATIC / name).read_text(encoding="utf-8")
+    if name.endswith(".js"):
+        return strip_js(text)
+    if name.endswith(".css"):
+        return strip_css(text)
+    return text
+
+
+def strip_css(text: str) -> str:
+    """CSS without ``/* */`` comments, leading indentation and blank lines (the stylesheets
+    have no strings holding ``/*``)."""
+    lines = re.sub(r"/\*.*?\*/", "", text, flags=re.DOTALL).splitlines()
+    return "".join(line.strip() + "\n" for line in lines if line.strip())
+
+
+def strip_js(text: str) -> str:
+    """JavaScript without comment-only lines, leading indentation and blank lines.
+
+    Conservative: every kept line stays a line (automatic semicolons see the same newlines),
+    a line that begins inside a template literal or a block comment is kept as it is, and
+    trailing comments stay. Strings, template literals (with ``${}`` nesting) and comments are
+    scanned to know where each line begins; text the scan cannot follow (a regular expression
+    literal, say) comes back unchanged.
+    """
+    out: list[str] = []
+    state = _JsScan()
+    for line in text.splitlines():
+        if state.inside:
+            out.append(line)
+        else:
+            kept = line.strip()
+            if kept and not kept.startswith("//"):
+                out.append(kept)
+        state.feed(line + "\n")
+        if state.failed:
+            return text
+    if state.inside:
+        return text
+    return "".join(line + "\n" for line in out)
+
+
+class _JsScan:
+    """Where a JavaScript text is, line by line: code, a string, a template, a comment."""
+
+    def __init__(self) -> None:
+        self.stack: list[str] = []  # "`" (template text) and "{" (code inside ${ or braces)
+        self.quote = ""  # the quote of the single-line string being read
+        self.block = False  # inside /* */
+        self.failed = False
+
+    @property
+    def inside(self) -> bool:
+        """True between the quotes of a template literal or inside a block comment."""
+        return self.block or (bool(self.stack) and self.stack[-1] == "`")
+
+    def feed(self, line: str) -> None:
+        i, n = 0, len(line)
+        while i < n:
+            c = line[i]
+            nxt = line[i + 1] if i + 1 < n else ""
+            if self.block:
+                if c == "*" and nxt == "/":
+                    self.block = False
+                    i += 1
+            elif self.quote:
+                if c == "\\":
+                    i += 1
+                elif c == self.quote:
+                    self.quote = ""
+                elif c == "\n":
+                    self.failed = True  # an unterminated string: not ours to rewrite
+                    return
+            elif self.stack and self.stack[-1] == "`":
+                if c == "\\":
+                    i += 1
+                elif c == "`":
+                    self.stack.pop()
+                elif c == "$" and nxt == "{":
+                    self.stack.append("{")
+                    i += 1
+            elif c == "/" and nxt == "/":
+                return  # the rest of the line is a comment
+            elif c == "/" and nxt == "*":
+                self.block = True
+                i += 1
+            elif c == "/":
+                prev = line[:i].rstrip()[-1:]
+                if not prev or prev in "(,=:[!&|?{};+-*%<>~^":
+                    self.failed = True  # a regular expression literal: not scanned
+                    return
+            elif c in "\"'":
+                self.quote = c
+            elif c == "`":
+                self.stack.append("`")
+            elif c == "{":
+                self.stack.append("{")
+            elif c == "}":
+                if not self.stack:
+                    self.failed = True
+                    return
+                self.stack.pop()
+            i += 1
 
 
 class ThumbnailWidget(anywidget.AnyWidget):

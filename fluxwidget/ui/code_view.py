@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 
 from ..schema import FluxLoraInput, InputError
-from ._widgets import close_tree, error_html, esc
+from ._widgets import built_quietly, close_tree, error_html, esc, lighten
 from .codegen import Target, snippets
 from .status import problem_text
 from .tabs import Tabs
@@ -16,15 +16,20 @@ _TITLES = ("fluxwidget", "httpx", "cURL")
 
 
 class CodeView:
-    """A toggle and, when on, three tabs of code (escaped, key written as ``$FAL_KEY``)."""
+    """A toggle and, when on, three tabs of code (escaped, key written as ``$FAL_KEY``).
+
+    The tabs and their pages are made the first time the code is shown: a panel nobody asked
+    for code saves none of their models.
+    """
 
     def __init__(self) -> None:
         self.toggle = widgets.ToggleButton(
             description="Show code", icon="code", tooltip="The equivalent Python and cURL"
         )
-        self.pages = [widgets.HTML() for _ in _TITLES]
-        self.tabs = Tabs(self.pages, _TITLES)
-        self.box = widgets.VBox([self.tabs], layout=widgets.Layout(display="none"))
+        self.pages: list[widgets.HTML] = []
+        """The three pages (fluxwidget, httpx, cURL): empty until the code is first shown."""
+        self.tabs: Tabs | None = None
+        self.box = widgets.VBox(layout=widgets.Layout(display="none"))
         self.code: dict[str, str] = {}
         self.toggle.observe(self._toggled, "value")
 
@@ -33,11 +38,23 @@ class CodeView:
         """True when the code is shown."""
         return bool(self.toggle.value)
 
+    def _build(self) -> None:
+        if self.tabs is not None:
+            return
+        with built_quietly():
+            self.pages = [widgets.HTML() for _ in _TITLES]
+            self.tabs = Tabs(self.pages, _TITLES)
+            lighten(self.tabs)
+        self.box.children = (self.tabs,)
+
     def _toggled(self, change: dict[str, object]) -> None:
+        if change["new"]:
+            self._build()
         self.box.layout.display = None if change["new"] else "none"
 
     def refresh(self, params: FluxLoraInput | InputError, target: Target) -> None:
         """Show the snippets for `params`, or the form's problems."""
+        self._build()
         if isinstance(params, InputError):
             self.code = {}
             message = "The form is invalid: " + "; ".join(map(problem_text, params.problems))

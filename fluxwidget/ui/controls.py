@@ -28,7 +28,7 @@ from ..schema import (
     numeric_range,
     validate_input,
 )
-from ._widgets import close_tree, error_html, shared_layout
+from ._widgets import close_tree, error_html, hold, lighten, shared_layout
 from .image_input import ImagePicker, StoreUpload
 from .lora_editor import LoraEditor
 from .mask_painter import MaskPainter
@@ -330,6 +330,11 @@ class ParameterForm:
             [self.pickers["mask_url"].box, self.mask_painter],
             layout=widgets.Layout(display="none"),
         )
+        # The image modes' rows join the form when an image mode is first chosen: until then
+        # (in a panel built quietly) none of their models is sent or saved.
+        lighten(self.image_row)
+        lighten(self.mask_row)
+        hold(self.image_row, self.mask_row)
         self.widget = self._layout()
 
         for control in (self.prompt, self.image_size, self.width, self.height, self.seed):
@@ -373,8 +378,6 @@ class ParameterForm:
         rows: list[widgets.Widget] = [
             self.mode,
             self._row("prompt", self.prompt),
-            self.image_row,
-            self.mask_row,
             self._row("image_size", self.image_size, self.custom_size),
             self._number_row("num_inference_steps"),
             self._number_row("guidance_scale"),
@@ -527,6 +530,9 @@ class ParameterForm:
 
     def _mode_switched(self, change: dict[str, Any]) -> None:
         image_mode = change["new"] != "text-to-image"
+        if image_mode and self.image_row not in self.widget.children:
+            rows = list(self.widget.children)
+            self.widget.children = (*rows[:2], self.image_row, self.mask_row, *rows[2:])
         self.image_row.layout.display = None if image_mode else "none"
         self.mask_row.layout.display = None if change["new"] == "inpainting" else "none"
         current = self.image_size.value
@@ -586,6 +592,8 @@ class ParameterForm:
     def close(self) -> None:
         """Close every widget of the form."""
         self.mask_painter.close()
+        close_tree(self.image_row)  # not among the form's rows until an image mode was chosen
+        close_tree(self.mask_row)
         close_tree(self.widget)
 
 

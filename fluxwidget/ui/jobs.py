@@ -25,7 +25,7 @@ from ..schema import FluxImage, FluxLoraInput, FluxLoraOutput
 from ..store.records import JobRecord, SavedImage
 from ..store.runs import Run
 from . import status
-from ._widgets import close_tree, esc, muted, shared_layout
+from ._widgets import alive, close_tree, esc, muted, shared_layout
 from .records import ImageRecord, RunRecord
 
 __all__ = ["Job", "JobRow", "make_thumbnail"]
@@ -92,7 +92,7 @@ class JobRow:
         if state in {"done", "cancelled", "error"}:
             self.note = ""  # nothing stale beneath a finished row
         self._draw(colour)
-        if self.progress.comm is not None:
+        if alive(self.progress):
             self.progress.bar_style = bar_style
             if progress is not None:
                 self.progress.value = max(0.0, min(1.0, progress))
@@ -111,7 +111,7 @@ class JobRow:
 
     def _collapse(self) -> None:
         """Drop the progress bar and Cancel: a one-line summary (and Log when there is one)."""
-        if self.cancel_button.comm is None:
+        if not alive(self.cancel_button):
             return
         self.cancel_button.disabled = True
         kept = [self.label, self.status] + ([self.log_button] if self.logs else [])

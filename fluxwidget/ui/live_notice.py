@@ -17,6 +17,7 @@ import anywidget
 import traitlets
 
 from ._thumbs import static_text
+from ._widgets import lighten
 
 __all__ = ["NOT_LIVE_TEXT", "LiveNotice", "mark_snapshot_root"]
 
@@ -39,5 +40,6 @@ def mark_snapshot_root(root: Any, live_only: Iterable[Any] = ()) -> LiveNotice:
     for part in live_only:
         part.add_class(LIVE_ONLY_CLASS)
     notice = LiveNotice()
+    lighten(notice)  # its Layout: the shared empty one
     root.children = (notice, *root.children)
     return notice

@@ -24,7 +24,7 @@ from ..schema import (
 )
 from ..store.runs import Run, default_runs_root
 from ..sweeps.cost import DEFAULT_PRICE, estimate_cost
-from ._widgets import close_tree, error_html, esc, lighten, muted, shared_layout
+from ._widgets import built_quietly, close_tree, error_html, esc, lighten, muted, shared_layout
 from .code_view import CodeView
 from .codegen import Target
 from .controls import IMAGE_FIELDS, INPUT_MODES, ParameterForm, mode_of
@@ -95,66 +95,67 @@ class FluxPanel:
         self._records_by_run: dict[str, RunRecord] = {}
         self._count = 0
 
-        self.banner = widgets.HTML()
-        self.keys = KeyBox(self.use_key)
-        self.form = ParameterForm(store=self._store_upload)
-        self.form.mask_painter.on_change(self._mask_painted)
-        self._input_tiles: dict[int, list[tuple[str, GalleryImage]]] = {}
-        self.generate_button = widgets.Button(
-            description="Generate",
-            icon="play",
-            button_style="primary",
-            tooltip="Submit a job with these parameters (several may run at once)",
-            layout=shared_layout(width="120px"),
-        )
-        self.form_message = widgets.HTML()
-        self.price_label = widgets.HTML(layout=widgets.Layout(margin="0 6px", display="none"))
-        """The estimated price of Generate with the form's values (hidden when it is invalid)."""
-        self.unit_price: UnitPrice = DEFAULT_PRICE
-        """The unit price estimates use: the server's once fetched, the documented one before."""
-        self.code = CodeView()
-        self.jobs_box = widgets.VBox(layout=shared_layout(width="100%"))
-        self.gallery = ImageGallery()
-        self.gallery.on_full(self._full_image)
-        self.gallery.on_restore(self._restore_run)
-        self._shown: dict[str, tuple[RunRecord, int]] = {}
-        self.history = HistoryView(self.restore, self._restore_params)
-        self.sweep_tab = widgets.VBox()
-        """The Sweep section: an empty container the sweep form and grid are put into."""
-        self.open_folder_button = widgets.Button(
-            description="Open folder",
-            icon="folder-open",
-            tooltip="Where this panel's images are saved",
-            layout=shared_layout(width="120px"),
-        )
-        self.open_folder_button.on_click(lambda _button: self._open_folder())
-        self.folder_message = widgets.HTML()
-        actions = widgets.HBox(
-            [self.generate_button, self.price_label, self.code.toggle, self.form_message],
-            layout=shared_layout(align_items="center", flex_flow="row wrap"),
-        )
-        left = widgets.VBox(
-            [self.form.widget, actions, self.code.box],
-            layout=widgets.Layout(flex="0 0 auto", width=FORM_COLUMN),
-        )
-        right = widgets.VBox(
-            [self.jobs_box, self.gallery],
-            layout=widgets.Layout(flex="1 1 300px", min_width="300px", margin="0 0 0 8px"),
-        )
-        self.generate_page = widgets.HBox(
-            [left, right], layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start")
-        )
-        history_page = widgets.VBox(
-            [
-                widgets.HBox([self.open_folder_button, self.folder_message]),
-                self.history.box,
-            ]
-        )
-        self.tabs = Tabs([self.generate_page, self.sweep_tab, history_page], TAB_TITLES)
-        self.widget = widgets.VBox([self.banner, self.keys.box, self.tabs])
-        lighten(self.widget)
-        # without a kernel: one "not live" notice, no disconnected icons (live_notice.py)
-        self.notice = mark_snapshot_root(self.widget, live_only=[self.banner, self.keys.box])
+        with built_quietly():  # only the models left after lighten() are sent
+            self.banner = widgets.HTML()
+            self.keys = KeyBox(self.use_key)
+            self.form = ParameterForm(store=self._store_upload)
+            self.form.mask_painter.on_change(self._mask_painted)
+            self._input_tiles: dict[int, list[tuple[str, GalleryImage]]] = {}
+            self.generate_button = widgets.Button(
+                description="Generate",
+                icon="play",
+                button_style="primary",
+                tooltip="Submit a job with these parameters (several may run at once)",
+                layout=shared_layout(width="120px"),
+            )
+            self.form_message = widgets.HTML()
+            self.price_label = widgets.HTML(layout=widgets.Layout(margin="0 6px", display="none"))
+            """The estimated price of Generate with the form's values (hidden when invalid)."""
+            self.unit_price: UnitPrice = DEFAULT_PRICE
+            """The unit price estimates use: the server's once fetched, else the documented one."""
+            self.code = CodeView()
+            self.jobs_box = widgets.VBox(layout=shared_layout(width="100%"))
+            self.gallery = ImageGallery()
+            self.gallery.on_full(self._full_image)
+            self.gallery.on_restore(self._restore_run)
+            self._shown: dict[str, tuple[RunRecord, int]] = {}
+            self.history = HistoryView(self.restore, self._restore_params)
+            self.sweep_tab = widgets.VBox()
+            """The Sweep section: an empty container the sweep form and grid are put into."""
+            self.open_folder_button = widgets.Button(
+                description="Open folder",
+                icon="folder-open",
+                tooltip="Where this panel's images are saved",
+                layout=shared_layout(width="120px"),
+            )
+            self.open_folder_button.on_click(lambda _button: self._open_folder())
+            self.folder_message = widgets.HTML()
+            actions = widgets.HBox(
+                [self.generate_button, self.price_label, self.code.toggle, self.form_message],
+                layout=shared_layout(align_items="center", flex_flow="row wrap"),
+            )
+            left = widgets.VBox(
+                [self.form.widget, actions, self.code.box],
+                layout=widgets.Layout(flex="0 0 auto", width=FORM_COLUMN),
+            )
+            right = widgets.VBox(
+                [self.jobs_box, self.gallery],
+                layout=widgets.Layout(flex="1 1 300px", min_width="300px", margin="0 0 0 8px"),
+            )
+            self.generate_page = widgets.HBox(
+                [left, right], layout=widgets.Layout(flex_flow="row wrap", align_items="flex-start")
+            )
+            history_page = widgets.VBox(
+                [
+                    widgets.HBox([self.open_folder_button, self.folder_message]),
+                    self.history.box,
+                ]
+            )
+            self.tabs = Tabs([self.generate_page, self.sweep_tab, history_page], TAB_TITLES)
+            self.widget = widgets.VBox([self.banner, self.keys.box, self.tabs])
+            lighten(self.widget)
+            # without a kernel: one "not live" notice, no disconnected icons (live_notice.py)
+            self.notice = mark_snapshot_root(self.widget, live_only=[self.banner, self.keys.box])
 
         self.generate_button.on_click(lambda _button: self._generate_clicked())
         self.form.reuse_seed.on_click(lambda _button: self.reuse_last_seed())
@@ -409,8 +410,9 @@ class FluxPanel:
 
     def _start(self, params: FluxLoraInput) -> Job:
         self._count += 1
-        job = Job(self._count, self._client, params)
-        lighten(job.row.box)
+        with built_quietly():
+            job = Job(self._count, self._client, params)
+            lighten(job.row.box)
         self._input_tiles[job.number] = self._inputs_of(params)
         if any(is_local_path(str(getattr(params, name, "") or "")) for name in IMAGE_FIELDS):
             job.row.show(UPLOADING, "submitting")  # the pipeline uploads them before submitting

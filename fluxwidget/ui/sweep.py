@@ -24,6 +24,7 @@ from ..sweeps.axes import AxisSpec, Mode, SeedMode, plan_sweep
 from ..sweeps.cost import CONFIRM_ABOVE_USD, UnitPrice
 from ..sweeps.run import SweepRun, prepare_sweep, sweep_payload
 from ..sweeps.runner import DEFAULT_CONCURRENCY
+from ._widgets import built_quietly, lighten
 from .blind_ab import BlindAB, blind_ab
 from .fallback import LiveOutput, grid_fallback_html
 from .live_notice import mark_snapshot_root
@@ -47,8 +48,10 @@ class LiveSweep(SweepRun):
     def view(self) -> Any:
         """The live grid widget (made once)."""
         if self._view is None:
-            self._view = SweepView(self)
-            mark_snapshot_root(self._view.widget, live_only=[self._view.controls])
+            with built_quietly():  # only the models left after lighten() are sent
+                self._view = SweepView(self)
+                mark_snapshot_root(self._view.widget, live_only=[self._view.controls])
+                lighten(self._view.widget)
         return self._view.widget
 
     def compare(self, *, seed: int | None = None) -> BlindAB:

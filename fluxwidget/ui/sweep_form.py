@@ -19,7 +19,7 @@ from ..schema import FluxLoraInput
 from ..sweeps.axes import PROMPT_SR, Mode, SeedMode, SweepPlan, plan_sweep
 from ..sweeps.cost import estimate_cost
 from ..sweeps.run import SweepRun
-from ._widgets import error_html, esc, muted, shared_layout
+from ._widgets import built_quietly, error_html, esc, lighten, muted, shared_layout
 from .sweep import sweep
 
 __all__ = ["HINT", "SweepForm", "axis_fields"]
@@ -187,6 +187,8 @@ class SweepForm:
         )
         from .sweep_view import SweepView
 
-        view = SweepView(self.run, opener=self._opener)
+        with built_quietly():  # only the models left after lighten() are sent
+            view = SweepView(self.run, opener=self._opener)
+            lighten(view.widget)
         self.output.children = (view.widget,)
         return self.run

@@ -214,8 +214,16 @@ def test_executed_notebook_exports_to_html_with_thumbnails_and_escaped_prompt(
     tmp_path: Path,
 ) -> None:
     executed = execute_notebook(_notebook(tmp_path / "src" / "shared.ipynb"), tmp_path / "run")
-    outputs = [out for _index, out in executed.outputs() if WIDGET_VIEW in out.get("data", {})]
-    assert len(outputs) == 2, [o.get("data", {}).keys() for _i, o in executed.outputs()]
+    views = [out for _index, out in executed.outputs() if WIDGET_VIEW in out.get("data", {})]
+    assert len(views) == 2, [o.get("data", {}).keys() for _i, o in executed.outputs()]
+    # each widget view is an output of its own, never updated; its fallback is the next one
+    assert all("text/html" not in out.data for out in views)
+    outputs = [
+        out
+        for _index, out in executed.outputs()
+        if "fluxwidget-fallback" in str(out.get("data", {}).get("text/html", ""))
+    ]
+    assert len(outputs) == 2
     panel_html, sweep_html = (str(out.data["text/html"]) for out in outputs)
     # the latest state: both runs of the panel (3 images), both cells of the sweep
     assert panel_html.count('<img src="data:image/jpeg;base64,') == 3

@@ -7,16 +7,16 @@ small snapshot there next to the widget view: the newest thumbnails as inline
 ``data:image/jpeg;base64`` images, with their labels and parameters as escaped HTML, capped in
 size (newest first, then "… and N more").
 
-`LiveOutput` keeps that fallback current: it displays the widget with a ``display_id`` and,
-after a change, sends ``update_display`` with the same widget view and the new fallback: at the
-end of the running cell (IPython's ``post_execute``, once however many changes the cell made,
-so headless execution records it before the cell's reply), and also a moment after the change
-(`UPDATE_DELAY` seconds, on the kernel's loop, once for a burst of changes), for changes
-between cells: the results of a Generate click. nbclient (``jupyter nbconvert --execute``)
-applies an update to an output of any cell; JupyterLab and Notebook 7 route an update by its
-display id to the outputs shown with it, whatever message caused it. After a page reload the
-browser rebuilds outputs from the saved notebook and drops that routing: later updates reach
-it again only once the cell is run anew (the widget state, when saved, has every result).
+`LiveOutput` shows a widget as two outputs: the widget view (with a ``text/plain`` line), and
+next to it the fallback (``text/html``) under a ``display_id``. Only the fallback is updated
+(``update_display``): at the end of the running cell (IPython's ``post_execute``, once however
+many changes the cell made, so headless execution records it before the cell's reply), and
+`UPDATE_DELAY` seconds after a change on the kernel's loop (once for a burst: the results of a
+Generate click, a sweep running on). nbclient applies an update to an output of any cell;
+JupyterLab and Notebook 7 route it by its display id, until a page reload. The widget view is
+never updated: a front end re-creates a widget view it is sent again, losing what the user
+had open (a selected cell, the large view, focus). Where the widget is drawn, the stylesheet of
+the "not live" notice (`live_notice.py`) hides the fallback output of the same cell.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ FALLBACK_THUMB_SIDE = 72
 FALLBACK_QUALITY = 40
 IMG_STYLE = "max-width:72px;max-height:72px;display:block"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-UPDATE_DELAY = 0.25
+UPDATE_DELAY = 0.5
 """Seconds from a change to its update when the kernel's loop is free (a burst sends once)."""
 NOT_LIVE = "Not live — run the cell to use it. (A snapshot as of the last cell that updated it.)"
 
@@ -170,6 +170,7 @@ class LiveOutput:
         self._html = html
         self._plain = plain
         self.display_id = f"fluxwidget-{uuid.uuid4().hex}"
+        """The display id of the fallback output (the one updated)."""
         self.displayed = False
         self.updates = 0
         """How many display updates were sent (tests and benchmarks)."""
@@ -177,23 +178,32 @@ class LiveOutput:
         self._cell_end = CellEnd(self._send_if_changed)
         self._timer: asyncio.TimerHandle | None = None
 
-    def bundle(self) -> dict[str, Any]:
-        """The widget's mime bundle with the fallback ``text/html`` and ``text/plain``."""
+    def view_bundle(self) -> dict[str, Any]:
+        """The widget's mime bundle with a ``text/plain`` line (no fallback)."""
         widget = self._widget()
         data = _bundle_of(widget) if widget is not None else {}
         data["text/plain"] = self._plain()
-        data["text/html"] = self._html()
+        data.pop("text/html", None)
         return data
 
+    def fallback_bundle(self) -> dict[str, Any]:
+        """The fallback alone: ``text/html``."""
+        return {"text/html": self._html()}
+
+    def bundle(self) -> dict[str, Any]:
+        """Both in one bundle (for ``_repr_mimebundle_``: front ends that display one output)."""
+        return {**self.view_bundle(), **self.fallback_bundle()}
+
     def display(self) -> None:
-        """Display it (with the display id the updates go to)."""
+        """Display the widget view, then the fallback (with the display id updates go to)."""
         from IPython.display import display
 
         self.displayed = True
-        display(self.bundle(), raw=True, display_id=self.display_id)  # type: ignore[no-untyped-call]
+        display(self.view_bundle(), raw=True)  # type: ignore[no-untyped-call]
+        display(self.fallback_bundle(), raw=True, display_id=self.display_id)  # type: ignore[no-untyped-call]
 
     def changed(self, *, now: bool = False) -> None:
-        """The state changed: update the shown outputs soon (or `now`).
+        """The state changed: update the fallback soon (or `now`).
 
         Soon is the end of the running cell, or `UPDATE_DELAY` seconds later on the kernel's
         loop, whichever comes first: one update for many changes either way.
@@ -221,13 +231,13 @@ class LiveOutput:
             self.update()
 
     def update(self) -> None:
-        """Send the current bundle to every output showing it."""
+        """Send the current fallback to every output showing it."""
         self._dirty = False
         if not self.displayed or self._widget() is None:
             return
         from IPython.display import update_display
 
-        update_display(self.bundle(), raw=True, display_id=self.display_id)  # type: ignore[no-untyped-call]
+        update_display(self.fallback_bundle(), raw=True, display_id=self.display_id)  # type: ignore[no-untyped-call]
         self.updates += 1
 
     def cancel(self) -> None:

@@ -8,6 +8,7 @@ Notebook 7.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from pathlib import Path
@@ -37,13 +38,13 @@ DATA_IMAGE = re.compile(r"<img[^>]+src=\"data:image/jpeg;base64,")
 
 
 def saved_panel_fallback(path: Path) -> str:
-    """The ``text/html`` beside the panel's widget view in the saved notebook."""
+    """The ``text/html`` output after the panel's widget view in the saved notebook."""
     notebook = json.loads(path.read_text(encoding="utf-8"))
     for cell in notebook["cells"]:
-        for output in cell.get("outputs", []):
-            data = output.get("data", {})
-            if WIDGET_VIEW in data and "FluxPanel" in str(data.get("text/plain", "")):
-                html = data.get("text/html", "")
+        outputs = cell.get("outputs", [])
+        for view, fallback in itertools.pairwise(outputs):
+            if WIDGET_VIEW in view.get("data", {}) and "FluxPanel" in str(view["data"]):
+                html = fallback.get("data", {}).get("text/html", "")
                 return "".join(html) if isinstance(html, list) else str(html)
     raise AssertionError("no panel output in the saved notebook")
 
@@ -56,12 +57,20 @@ def test_results_of_later_clicks_reach_the_saved_fallback(
     artifacts_dir: Path,
     flavour: Flavour,
 ) -> None:
+    from playwright.sync_api import expect
+
     server = jupyter_factory(flavour, notebook_root)
     try:
         panel = open_panel(page, server, flavour)
         notebook = notebook_root / "quickstart.ipynb"
         set_number(panel, "Images", NUM_IMAGES)
         set_seed(panel, SEED)
+        # where the widget is drawn its fallback output is hidden (no snapshot twice)
+        fallback = page.locator(".fluxwidget-fallback").first
+        expect(fallback).to_be_attached()
+        expect(fallback).to_be_hidden()
+        root = panel.locator(".fw-snapshot-root").first
+        root.evaluate("(el) => { el.dataset.fwSameView = 'yes'; }")
         generate(panel, NUM_IMAGES)  # a click: no cell runs when its results arrive
 
         def saved() -> str:
@@ -82,6 +91,10 @@ def test_results_of_later_clicks_reach_the_saved_fallback(
         assert len(DATA_IMAGE.findall(html)) == NUM_IMAGES, html[:2000]
         assert "no results when this snapshot was taken" not in html
         assert f"seed {SEED}" in html
+        # only the fallback was updated: the panel's view is the same element (not re-created,
+        # which would close what the user had open)
+        expect(panel.locator(".fw-snapshot-root[data-fw-same-view=yes]")).to_have_count(1)
+        expect(fallback).to_be_hidden()
         page.screenshot(path=str(artifacts_dir / f"{flavour}-fallback-after-click.png"))
     except Exception:
         print(server.log_tail())

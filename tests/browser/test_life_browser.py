@@ -1,8 +1,9 @@
 """A panel's life in a browser beyond one page: reloads with the kernel running, and reopening
 without a kernel.
 
-- Reload: the saved notebook is reloaded 10 times while its kernel runs; after each, the tabs
-  switch (Sweep first, then Generate and History), and the kernel sees every switch.
+- Reload: the saved notebook is reloaded 6 times, in JupyterLab and in Notebook 7, while its
+  kernel runs; after each, the tabs switch (Sweep first, then Generate and History), and the
+  kernel sees every switch.
 - Reopen without a kernel: the notebook saved with widget state reopens as one clean snapshot:
   its results, ONE "not live" notice, and no red "disconnected" icons inside the panel.
 
@@ -36,11 +37,11 @@ from .test_panel_browser import (
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Locator, Page
 
-    from .conftest import JupyterServerFactory
+    from .conftest import Flavour, JupyterServerFactory
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
-RELOADS = 10
+RELOADS = 6
 TAB = ".fw-tab"
 NOTICE = ".fw-live-notice"
 DISCONNECTED = ".jupyter-widgets-disconnected"
@@ -78,17 +79,19 @@ def select_tab(panel: Locator, title: str, shows: str) -> None:
     )
 
 
+@pytest.mark.parametrize("flavour", ["lab", "notebook"])
 def test_tabs_switch_after_every_reload_with_the_kernel_running(
     page: Page,
     notebook_root: Path,
     jupyter_factory: JupyterServerFactory,
     artifacts_dir: Path,
+    flavour: Flavour,
 ) -> None:
     # "Save Widget State Automatically" on, as Binder and many users have it: on a reload
     # JupyterLab may build models from the notebook's saved state as well as from the kernel.
-    server = jupyter_factory("lab", notebook_root, save_widget_state=True)
+    server = jupyter_factory(flavour, notebook_root, save_widget_state=True)
     try:
-        open_panel(page, server, "lab")
+        open_panel(page, server, flavour)
         save(page)  # the Sweep tab never opened before the first reload
         for attempt in range(RELOADS):
             page.reload(wait_until="domcontentloaded")
@@ -103,9 +106,9 @@ def test_tabs_switch_after_every_reload_with_the_kernel_running(
                 if attempt % 2:  # leave it on Sweep half of the times (the reported case)
                     select_tab(panel, "Generate", "button.jupyter-button:has-text('Generate')")
             except Exception:
-                page.screenshot(path=str(artifacts_dir / f"lab-reload-stuck-{attempt}.png"))
+                page.screenshot(path=str(artifacts_dir / f"{flavour}-reload-stuck-{attempt}.png"))
                 raise
-        page.screenshot(path=str(artifacts_dir / "lab-reloaded-tabs.png"))
+        page.screenshot(path=str(artifacts_dir / f"{flavour}-reloaded-tabs.png"))
     except Exception:
         print(server.log_tail())
         raise

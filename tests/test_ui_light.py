@@ -22,6 +22,7 @@ from fluxwidget.client import FluxClient
 from fluxwidget.emulator import Emulator
 from fluxwidget.schema import FluxLoraInput
 from fluxwidget.ui import FluxPanel
+from fluxwidget.ui import _widgets as quiet
 from fluxwidget.ui.gallery import GalleryImage, ImageGallery
 from fluxwidget.ui.jobs import make_thumbnail
 from fluxwidget.ui.live_notice import LiveNotice
@@ -208,3 +209,48 @@ def test_hidden_parts_are_sent_when_first_shown(tmp_path: Path) -> None:
     finally:
         panel.close()
     assert form.mask_painter.comm is None
+
+
+def test_other_widgets_behave_as_usual_while_a_panel_holds_parts(tmp_path: Path) -> None:
+    """While a panel's image rows wait unsent, ipywidgets' open/close/model_id are ours: any
+    other widget (another library's, the user's own) still opens at once, has its model id
+    and closes as usual; once nothing is held, ipywidgets' own methods are back."""
+    panel = FluxPanel(runs_root=tmp_path)
+    try:
+        assert panel.form.image_row.comm is None  # held
+        assert widgets.Widget.open is not quiet._real_open
+        slider = widgets.IntSlider(value=3)
+        assert slider.comm is not None
+        assert slider.model_id == slider.comm.comm_id
+        box = widgets.VBox([slider])
+        assert box.get_state()["children"] == [f"IPY_MODEL_{slider.model_id}"]
+        box.close()
+        slider.close()
+        assert slider.comm is None
+    finally:
+        panel.close()
+    if not quiet._held:  # (another test's panel left open would still hold its parts)
+        assert widgets.Widget.open is quiet._real_open  # nothing held: ipywidgets' own again
+
+
+def test_a_script_with_a_panel_exits_cleanly(tmp_path: Path) -> None:
+    """Widgets still held at exit are dropped before the interpreter shuts down (finalized
+    later, through this package's half torn-down module, the process crashed: SIGSEGV)."""
+    import subprocess
+    import sys
+
+    script = (
+        "from fluxwidget import FluxPanel\n"
+        f"closed = FluxPanel(runs_root={str(tmp_path)!r}); closed.close()\n"
+        f"left_open = FluxPanel(runs_root={str(tmp_path)!r})\n"
+        "print('made')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == "made"

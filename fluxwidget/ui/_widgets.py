@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import html
 import json
 from collections.abc import Iterable, Iterator
@@ -86,6 +87,18 @@ def _unpatch_when_idle() -> None:
         widgets.Widget.open = _real_open
         widgets.Widget.close = _real_close
         widgets.Widget.model_id = _real_model_id
+
+
+@atexit.register
+def _restore_at_exit() -> None:
+    """ipywidgets' own methods back before the interpreter shuts down (held widgets dropped):
+    widgets finalized during shutdown must not run this module's code, half torn down."""
+    global _pending
+    _pending = None
+    _held.clear()
+    widgets.Widget.open = _real_open
+    widgets.Widget.close = _real_close
+    widgets.Widget.model_id = _real_model_id
 
 
 @contextmanager

@@ -200,6 +200,33 @@ def _deeper_than(value: Any, limit: int) -> bool:
     return False
 
 
+def _text_nests_deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether JSON text opens more than `limit` objects or lists at once (brackets inside
+    strings not counted), found without parsing: ``json.loads`` would recurse that deep, and
+    whatever else runs on a stack that deep (a garbage collection's finalizers) fails."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:  # the usual body: nothing to scan
+        return False
+    depth = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return False
+
+
 class EmulatorApp:
     """The ASGI callable; state lives in the scheduler, the file store and the fault book."""
 
@@ -651,6 +678,8 @@ class EmulatorApp:
         """The payload, and either the input validated with the endpoint's `model` or fal's
         422 detail list."""
         too_deep = body_problem(f"JSON nested deeper than {max_depth} levels", "json_too_deep")
+        if _text_nests_deeper_than(raw, max_depth):
+            return None, None, too_deep
         try:
             payload = json.loads(raw) if raw.strip() else {}
         except RecursionError:

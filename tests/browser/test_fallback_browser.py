@@ -21,7 +21,6 @@ from .test_panel_browser import (
     SEED,
     generate,
     open_panel,
-    run_command,
     set_number,
     set_seed,
 )
@@ -34,6 +33,7 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+JS_SAVE = "async () => { await window.jupyterapp.shell.currentWidget.context.save(); }"
 DATA_IMAGE = re.compile(r"<img[^>]+src=\"data:image/jpeg;base64,")
 
 
@@ -74,11 +74,9 @@ def test_results_of_later_clicks_reach_the_saved_fallback(
         generate(panel, NUM_IMAGES)  # a click: no cell runs when its results arrive
 
         def saved() -> str:
-            run_command(page, "docmanager:save")
-            page.wait_for_function(
-                "() => !window.jupyterapp.shell.currentWidget.context.model.dirty",
-                timeout=10_000,
-            )
+            # the save's own promise: settled once the server has written the file (the
+            # "not dirty" flag may already be clear from the last save while a write runs)
+            page.evaluate(JS_SAVE)
             return saved_panel_fallback(notebook)
 
         # the update is sent a moment after the results (one for the burst): poll the saves

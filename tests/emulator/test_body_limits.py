@@ -82,3 +82,9 @@ def test_json_one_level_too_deep_is_a_422_and_the_limit_itself_is_accepted(
 def test_a_normal_submit_is_untouched(emu: Emulator, http: httpx.Client) -> None:
     reply = http.post(APP, json={"prompt": "a fox", "loras": [{"path": "a/b", "scale": 0.5}]})
     assert reply.status_code == 200
+
+
+def test_brackets_inside_strings_do_not_count_as_nesting(emu: Emulator, http: httpx.Client) -> None:
+    prompt = '[{ a "quoted" \\ prompt ' + "[" * 200 + "{" * 200
+    reply = http.post(APP, json={"prompt": prompt})
+    assert reply.status_code == 200, reply.text
